@@ -1,0 +1,93 @@
+"""The transformers backend: a causal LM in memory and deterministic batched greedy generation."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from ..config import ConfigError, ModelConfig
+from . import model_path
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass
+class Batch:
+    """Tokenized, left-padded prompts, encoded once and reused by every population member."""
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+
+
+def pick_device(name: str, local_rank: int = 0) -> torch.device:
+    """"auto" is this rank's GPU when there is one, else the CPU."""
+    if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise ConfigError("model.device: cuda requested but no GPU is visible")
+    return torch.device("cuda", local_rank)
+
+
+class HFBackend:
+    """Loads `model.path` (local directory or hub id) with its tokenizer and chat template."""
+
+    def __init__(self, cfg: ModelConfig, device: torch.device):
+        model_path.check(cfg.path)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(cfg.path, trust_remote_code=cfg.trust_remote_code)
+            self.model = AutoModelForCausalLM.from_pretrained(
+                cfg.path, dtype=DTYPES[cfg.dtype], trust_remote_code=cfg.trust_remote_code
+            )
+        except OSError as exc:
+            raise ConfigError(
+                f"model.path: cannot load {cfg.path!r} ({str(exc).splitlines()[0]}); offline, pre-download it "
+                "into HF_HOME or give a local directory"
+            ) from None
+        self.model.to(device).eval()
+        self.model.requires_grad_(False)
+        self.device = device
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.eos_ids = self._eos_ids()
+
+    def _eos_ids(self) -> list[int]:
+        ids = self.model.generation_config.eos_token_id
+        ids = [ids] if isinstance(ids, int) else list(ids or [])
+        return ids or [self.tokenizer.eos_token_id]
+
+    def named_parameters(self) -> list[tuple[str, torch.Tensor]]:
+        return list(self.model.named_parameters())
+
+    def encode(self, conversations: list[list[dict]]) -> Batch:
+        """Apply the chat template (with the assistant's generation prompt) and left-pad."""
+        texts = [self.tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in conversations]
+        enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        return Batch(enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device))
+
+    @torch.no_grad()
+    def generate(self, batch: Batch, max_new_tokens: int, batch_size: int) -> tuple[list[str], int]:
+        """Greedy completions (decoded, special tokens dropped) and the number of tokens generated."""
+        texts, tokens = [], 0
+        for s in range(0, batch.input_ids.shape[0], batch_size):
+            ids, mask = batch.input_ids[s:s + batch_size], batch.attention_mask[s:s + batch_size]
+            out = self.model.generate(
+                input_ids=ids, attention_mask=mask, do_sample=False, max_new_tokens=max_new_tokens,
+                eos_token_id=self.eos_ids, pad_token_id=self.tokenizer.pad_token_id,
+            )
+            new = out[:, ids.shape[1]:]
+            tokens += int(self._generated_lengths(new).sum())
+            texts += self.tokenizer.batch_decode(new, skip_special_tokens=True)
+        return texts, tokens
+
+    def _generated_lengths(self, new: torch.Tensor) -> torch.Tensor:
+        """Tokens up to and including the first end token of each row (padding after it excluded)."""
+        is_end = torch.isin(new, torch.tensor(self.eos_ids, device=new.device))
+        after_end = (is_end.cumsum(1) - is_end.int()) > 0
+        return (~after_end).sum(1)
+
+    def save(self, path) -> None:
+        """save_pretrained of the working model (safetensors) and tokenizer: loadable by from_pretrained."""
+        self.model.save_pretrained(path, safe_serialization=True)
+        self.tokenizer.save_pretrained(path)

@@ -1,0 +1,55 @@
+"""Command line: `python -m es_hpc SUBCOMMAND` (train, make-tiny-model)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .config import ConfigError
+
+USAGE_ERRORS = (ConfigError, FileExistsError, FileNotFoundError)
+
+
+def _train(args) -> None:
+    from . import config, train
+
+    cfg = config.load(args.config, args.set)
+    summary = train.run(cfg, Path(args.out), resume=args.resume)
+    print(json.dumps({"summary": summary}))
+
+
+def _make_tiny_model(args) -> None:
+    from .tiny_model import build_tiny_model
+
+    facts = build_tiny_model(Path(args.out), seed=args.seed)
+    print(json.dumps(facts))
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m es_hpc", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="ES fine-tuning (Algorithm 1) with HDF5 log and checkpoints")
+    t.add_argument("--config", required=True, help="YAML config (see configs/)")
+    t.add_argument("--out", required=True, help="run directory: log, checkpoints")
+    t.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a config value")
+    t.add_argument("--resume", action="store_true", help="continue from the run directory's latest checkpoint")
+    t.set_defaults(func=_train)
+    m = sub.add_parser("make-tiny-model", help="build the embedded tiny Qwen2 model and tokenizer (offline)")
+    m.add_argument("--out", required=True, help="directory to write (save_pretrained layout)")
+    m.add_argument("--seed", type=int, default=0)
+    m.set_defaults(func=_make_tiny_model)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        args.func(args)
+    except USAGE_ERRORS as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except FloatingPointError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0

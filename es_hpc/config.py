@@ -1,0 +1,213 @@
+"""Run configuration: dataclasses loaded from YAML, dotted command-line overrides, validated once."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A bad configuration value; the message names the field."""
+
+
+@dataclass
+class ModelConfig:
+    path: str = ".cache/tiny-model"  # local directory or hub id (e.g. Qwen/Qwen2.5-1.5B-Instruct)
+    dtype: str = "float32"  # float32 | bfloat16 | float16
+    device: str = "auto"  # auto | cpu | cuda
+    trust_remote_code: bool = False
+
+
+@dataclass
+class TaskConfig:
+    name: str = "arithmetic"
+    options: dict = field(default_factory=dict)  # passed to es_hpc.tasks.get(name, **options)
+
+
+@dataclass
+class ESConfig:
+    sigma: float = 3e-3
+    alpha: float = 3e-3
+    population: int = 30
+    seed: int = 0
+    shaping: str = "zscore"  # zscore | centered_rank | raw
+    antithetic: bool = False
+    update_form: str = "eq1"  # eq1: alpha/(N sigma) sum w eps (paper Eq. 1) | qiu: alpha/N sum w eps
+    params: list = field(default_factory=lambda: ["*"])  # fnmatch patterns of perturbed parameter names
+    master_device: str = "same"  # where the fp32 master copy lives: same (as the model) | cpu
+
+
+@dataclass
+class GenerationConfig:
+    max_new_tokens: int = 0  # 0: the task's own hint
+    batch_size: int = 256  # prompts per generate call
+
+
+@dataclass
+class TrainConfig:
+    iterations: int = 100
+    prompts_per_iteration: int = 64
+    eval_every: int = 10
+    eval_split: str = "test"  # split of the held-out evaluation reported in the log
+    eval_prompts: int = 0  # 0: the whole split
+    keep_best: bool = False  # keep the checkpoint with the best validation reward (early stopping)
+    select_split: str = "val"  # split that chooses the best checkpoint (never the reported one)
+    checkpoint_every: int = 50
+    keep_checkpoints: int = 2
+    drift_every: int = 10  # re-measure the unperturbed reward after perturb/restore cycles
+    threads: int = 0  # CPU threads per rank; 0: cores / ranks on this node
+
+
+@dataclass
+class DistConfig:
+    backend: str = "auto"  # auto | local | torch
+
+
+@dataclass
+class LogConfig:
+    file: str = "es_log.h5"
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    task: TaskConfig = field(default_factory=TaskConfig)
+    es: ESConfig = field(default_factory=ESConfig)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    dist: DistConfig = field(default_factory=DistConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+
+CHOICES = {
+    "model.dtype": ("float32", "bfloat16", "float16"),
+    "model.device": ("auto", "cpu", "cuda"),
+    "es.shaping": ("zscore", "centered_rank", "raw"),
+    "es.update_form": ("eq1", "qiu"),
+    "es.master_device": ("same", "cpu"),
+    "train.eval_split": ("train", "val", "test"),
+    "train.select_split": ("train", "val", "test"),
+    "dist.backend": ("auto", "local", "torch"),
+}
+
+
+def _coerce(value, typ, name: str):
+    """Check one YAML value against the field's annotated type (ints and 1e-3-style strings pass as floats)."""
+    origin = typing.get_origin(typ) or typ
+    if origin is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if origin is float and isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    if origin in (list, dict, str, bool, int, float):
+        if isinstance(value, origin) and not (origin is int and isinstance(value, bool)):
+            return value
+    raise ConfigError(f"{name}: expected {origin.__name__}, got {type(value).__name__} {value!r}")
+
+
+def _build(cls, data: dict, prefix: str):
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if key not in names:
+            raise ConfigError(f"{name}: unknown key (known: {', '.join(sorted(names))})")
+        typ = hints[key]
+        if dataclasses.is_dataclass(typ):
+            kwargs[key] = _build(typ, value, f"{name}.")
+        else:
+            kwargs[key] = _coerce(value, typ, name)
+    return cls(**kwargs)
+
+
+def _set_dotted(data: dict, assignment: str) -> None:
+    """Apply one `section.key=value` override; the value is parsed as YAML (so 1e-3, true, [a] work)."""
+    if "=" not in assignment:
+        raise ConfigError(f"--set {assignment!r}: expected section.key=value")
+    path, raw = assignment.split("=", 1)
+    keys = path.strip().split(".")
+    node = data
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{path}: {key} is not a section")
+    node[keys[-1]] = yaml.safe_load(raw)
+
+
+def load(path: str | Path | None, overrides: list[str] = ()) -> Config:
+    """Read a YAML config, apply dotted overrides and validate; raises ConfigError naming the field."""
+    data: dict = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config: file not found: {p}")
+        try:
+            data = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config: {p} is not valid YAML ({str(exc).splitlines()[0]})") from None
+    for assignment in overrides:
+        _set_dotted(data, assignment)
+    cfg = _build(Config, data, "")
+    validate(cfg)
+    return cfg
+
+
+def from_json(text: str) -> Config:
+    """Rebuild a Config from the JSON stored in a log or checkpoint."""
+    return _build(Config, json.loads(text), "")
+
+
+def validate(cfg: Config) -> None:
+    """Check values beyond their types; one ConfigError naming the first bad field."""
+    for name, allowed in CHOICES.items():
+        section, key = name.split(".")
+        value = getattr(getattr(cfg, section), key)
+        if value not in allowed:
+            raise ConfigError(f"{name}: {value!r} is not one of {', '.join(allowed)}")
+    positive = {
+        "es.sigma": cfg.es.sigma,
+        "es.alpha": cfg.es.alpha,
+        "es.population": cfg.es.population,
+        "train.prompts_per_iteration": cfg.train.prompts_per_iteration,
+        "generation.batch_size": cfg.generation.batch_size,
+        "train.keep_checkpoints": cfg.train.keep_checkpoints,
+    }
+    for name, value in positive.items():
+        if not value > 0:
+            raise ConfigError(f"{name}: must be > 0, got {value!r}")
+    nonnegative = {
+        "train.iterations": cfg.train.iterations,
+        "train.eval_every": cfg.train.eval_every,
+        "train.eval_prompts": cfg.train.eval_prompts,
+        "train.checkpoint_every": cfg.train.checkpoint_every,
+        "train.drift_every": cfg.train.drift_every,
+        "train.threads": cfg.train.threads,
+        "generation.max_new_tokens": cfg.generation.max_new_tokens,
+        "es.seed": cfg.es.seed,
+    }
+    for name, value in nonnegative.items():
+        if value < 0:
+            raise ConfigError(f"{name}: must be >= 0, got {value!r}")
+    if cfg.es.antithetic and cfg.es.population % 2:
+        raise ConfigError(f"es.population: must be even with es.antithetic, got {cfg.es.population}")
+    if not cfg.es.params or not all(isinstance(p, str) for p in cfg.es.params):
+        raise ConfigError(f"es.params: expected a non-empty list of name patterns, got {cfg.es.params!r}")
+    if cfg.train.keep_best and cfg.train.select_split == cfg.train.eval_split:
+        raise ConfigError(
+            f"train.select_split: must differ from train.eval_split ({cfg.train.eval_split!r}) "
+            "so the reported reward is not the one that chose the checkpoint"
+        )
+    if not cfg.model.path:
+        raise ConfigError("model.path: must name a local directory or a hub id")

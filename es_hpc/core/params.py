@@ -1,0 +1,84 @@
+"""The perturbed parameters: in-place perturb, bit-exact restore and the ES update via fp32 masters."""
+from __future__ import annotations
+
+import fnmatch
+
+import numpy as np
+import torch
+
+from .noise import NoiseSource
+
+
+def select(named: list[tuple[str, torch.Tensor]], patterns: list[str]) -> list[tuple[int, str, torch.Tensor]]:
+    """(tensor index, name, tensor) of the parameters matching any pattern; the index is the
+    position among all parameters, so a tensor's noise does not depend on which others are chosen."""
+    chosen = [(i, n, p) for i, (n, p) in enumerate(named) if any(fnmatch.fnmatchcase(n, pat) for pat in patterns)]
+    if not chosen:
+        raise ValueError(f"es.params: no parameter matches {patterns}")
+    return chosen
+
+
+class PerturbedParams:
+    """Working tensors (inside the model) plus fp32 master copies.
+
+    perturb writes (master + s * eps).to(dtype) into the working tensor, restore writes master.to(dtype)
+    back, and the update goes into the master, so restore is bit-exact in any dtype (DESIGN.md).
+    """
+
+    def __init__(self, selected: list[tuple[int, str, torch.Tensor]], master_device: str = "same"):
+        self.indices = [i for i, _, _ in selected]
+        self.names = [n for _, n, _ in selected]
+        self.working = [p.data for _, _, p in selected]
+        device = self.working[0].device
+        mdev = torch.device("cpu") if master_device == "cpu" else device
+        self.masters = [w.detach().to(mdev, torch.float32, copy=True) for w in self.working]
+        self.noise = NoiseSource(mdev)
+
+    @property
+    def numel(self) -> int:
+        return sum(m.numel() for m in self.masters)
+
+    @torch.no_grad()
+    def perturb(self, member_seed: int, scale: float) -> None:
+        """theta <- master + scale * eps(member_seed), one tensor at a time (scale = sign * sigma)."""
+        for i, w, m in zip(self.indices, self.working, self.masters):
+            eps = self.noise.draw(member_seed, i, m.shape)
+            w.copy_(eps.mul_(scale).add_(m))
+
+    @torch.no_grad()
+    def restore(self) -> None:
+        """theta <- master, exactly."""
+        for w, m in zip(self.working, self.masters):
+            w.copy_(m)
+
+    @torch.no_grad()
+    def update(self, seeds: np.ndarray, coefficients: np.ndarray) -> None:
+        """master += sum_k c_k eps_k accumulated in fp32 in member order, then restore (Algorithm 1).
+
+        Every rank calls this with the same seeds and coefficients, so every rank ends bit-identical."""
+        for i, w, m in zip(self.indices, self.working, self.masters):
+            acc = torch.zeros_like(m)
+            for seed, c in zip(seeds, coefficients):
+                if c != 0.0:
+                    acc.add_(self.noise.draw(int(seed), i, m.shape), alpha=float(c))
+            m.add_(acc)
+            w.copy_(m)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The fp32 masters by parameter name (what a checkpoint needs to resume bit-exactly)."""
+        return {n: m.cpu() for n, m in zip(self.names, self.masters)}
+
+    @torch.no_grad()
+    def load_state_dict(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Set masters (and working tensors) from name -> tensor; every perturbed name must be there."""
+        missing = [n for n in self.names if n not in tensors]
+        if missing:
+            raise KeyError(f"checkpoint lacks parameters: {missing[:3]}{' ...' if len(missing) > 3 else ''}")
+        for n, w, m in zip(self.names, self.working, self.masters):
+            m.copy_(tensors[n].to(torch.float32))
+            w.copy_(m)
+
+    @torch.no_grad()
+    def checksum(self) -> float:
+        """A float64 sum of |master| over all tensors: cheap evidence that two copies agree."""
+        return float(sum(m.double().abs().sum().item() for m in self.masters))

@@ -1,0 +1,203 @@
+"""The train job: the ES loop of Algorithm 1 over ranks, with held-out evaluation, HDF5 log and checkpoints."""
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import transformers
+
+from . import __version__, checkpoint, comm as comm_mod, tasks
+from .backends.hf import HFBackend, pick_device
+from .config import Config
+from .core import params as params_mod
+from .core.seeds import member_seeds, prompt_rng
+from .core.update import coefficients
+from .h5log import H5Log
+
+PHASES = ("perturb", "generate", "score", "restore", "exchange", "update", "eval", "log")
+
+
+def git_commit() -> str:
+    """The commit of the es_hpc checkout (or "unknown" outside git)."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def set_threads(cfg: Config, comm) -> int:
+    """CPU threads per rank: the configured number, or this node's cores shared among its ranks."""
+    n = cfg.train.threads or max(1, len(os.sched_getaffinity(0)) // comm.local_world_size)
+    torch.set_num_threads(n)
+    return n
+
+
+class Evaluator:
+    """Mean reward of the current weights on a list of rows, rows sharded over ranks, sums all-reduced."""
+
+    def __init__(self, task, backend: HFBackend, comm, max_new_tokens: int, batch_size: int):
+        self.task, self.backend, self.comm = task, backend, comm
+        self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
+
+    def local_rewards(self, rows: list[dict], batch=None) -> tuple[np.ndarray, int]:
+        """This process's per-row rewards of `rows` (encoded once as `batch` when given) and tokens made."""
+        if not rows:
+            return np.zeros(0), 0
+        batch = batch or self.backend.encode([self.task.prompt(r) for r in rows])
+        texts, tokens = self.backend.generate(batch, self.max_new_tokens, self.batch_size)
+        return np.array([self.task.reward(c, r) for c, r in zip(texts, rows)], dtype=np.float64), tokens
+
+    def mean(self, rows: list[dict]) -> float:
+        mine = [rows[i] for i in self.comm.owned(len(rows))]
+        r, _ = self.local_rewards(mine)
+        total, count = self.comm.allreduce_sum(np.array([r.sum(), len(r)]))
+        return float(total / count)
+
+
+def run(cfg: Config, out_dir: Path, resume: bool = False) -> dict:
+    """Train; returns a summary dict (rank 0's view)."""
+    comm = comm_mod.make(cfg.dist.backend)
+    try:
+        return _run(cfg, Path(out_dir), resume, comm)
+    finally:
+        comm.close()
+
+
+def _run(cfg: Config, out_dir: Path, resume: bool, comm) -> dict:
+    is_root = comm.rank == 0
+    say = print if is_root else (lambda *a, **k: None)
+    threads = set_threads(cfg, comm)
+    task = tasks.get(cfg.task.name, **cfg.task.options)
+    backend = HFBackend(cfg.model, pick_device(cfg.model.device, comm.local_rank))
+    perturbed = params_mod.PerturbedParams(
+        params_mod.select(backend.named_parameters(), cfg.es.params), cfg.es.master_device
+    )
+    max_new = cfg.generation.max_new_tokens or task.max_new_tokens
+    evaluator = Evaluator(task, backend, comm, max_new, cfg.generation.batch_size)
+    train_rows = task.rows("train")
+    eval_rows = task.rows(cfg.train.eval_split)[: cfg.train.eval_prompts or None]
+    select_rows = task.rows(cfg.train.select_split)[: cfg.train.eval_prompts or None] if cfg.train.keep_best else []
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    state = {"iteration": 0, "best_reward": None, "best_iteration": None, "wall": 0.0}
+    if resume:
+        ckpt = checkpoint.latest(out_dir)
+        if ckpt is None:
+            raise FileNotFoundError(f"--resume: no complete checkpoint under {out_dir / 'checkpoints'}")
+        state, tensors = checkpoint.load(ckpt)
+        perturbed.load_state_dict(tensors)
+        say(f"resumed from {ckpt} at iteration {state['iteration']}")
+    start = state["iteration"]
+    log = None
+    if is_root:
+        attrs = {
+            "config": cfg.to_json(), "es_hpc_version": __version__, "torch_version": torch.__version__,
+            "transformers_version": transformers.__version__, "python_version": platform.python_version(),
+            "git_commit": git_commit(), "world_size": comm.world_size, "comm": comm.name,
+            "backend": "transformers", "model": cfg.model.path, "task": cfg.task.name,
+            "perturbed_parameters": perturbed.numel, "threads_per_rank": threads,
+        }
+        log = H5Log(out_dir / cfg.log.file, attrs, resume_iteration=start if resume else None)
+    say(f"es_hpc train: {comm.world_size} rank(s) x {threads} thread(s), {perturbed.numel:,} perturbed parameters, "
+        f"N={cfg.es.population} sigma={cfg.es.sigma} alpha={cfg.es.alpha}, P={cfg.train.prompts_per_iteration}")
+
+    def evaluate(iteration: int) -> None:
+        t0 = time.perf_counter()
+        row = {"iteration": np.int64(iteration), "reward": np.float32(evaluator.mean(eval_rows))}
+        msg = f"eval  {iteration:5d}  {cfg.train.eval_split} reward {row['reward']:.4f}"
+        if cfg.train.keep_best:
+            sel = evaluator.mean(select_rows)
+            row["select_reward"] = np.float32(sel)
+            msg += f"  {cfg.train.select_split} reward {sel:.4f}"
+            if state["best_reward"] is None or sel > state["best_reward"]:
+                state["best_reward"], state["best_iteration"] = sel, iteration
+                save_checkpoint("best")
+                msg += "  (best so far, saved)"
+        row["wall"] = np.float64(state["wall"] + time.perf_counter() - t_start)
+        row["seconds"] = np.float32(time.perf_counter() - t0)
+        if log:
+            log.append("eval", row)
+        say(msg)
+
+    def save_checkpoint(name: str) -> None:
+        if not is_root:
+            return
+        masters = perturbed.state_dict() if cfg.model.dtype != "float32" else None
+        snap = dict(state, wall=state["wall"] + time.perf_counter() - t_start, config=cfg.to_json())
+        checkpoint.save(out_dir, name, backend.save, masters, snap, keep=cfg.train.keep_checkpoints)
+
+    t_start = time.perf_counter()
+    if start == 0 and cfg.train.eval_every:
+        evaluate(0)
+    N = cfg.es.population
+    for t in range(start, cfg.train.iterations):
+        times = dict.fromkeys(PHASES, 0.0)
+        tic = time.perf_counter
+
+        rng = prompt_rng(cfg.es.seed, t)
+        rows = [train_rows[i] for i in rng.choice(len(train_rows), cfg.train.prompts_per_iteration, replace=False)]
+        batch = backend.encode([task.prompt(r) for r in rows])
+        seeds, signs = member_seeds(cfg.es.seed, t, N, cfg.es.antithetic)
+        drift_check = is_root and cfg.train.drift_every and t % cfg.train.drift_every == 0
+        if drift_check:  # the unperturbed reward, re-measured below after this rank's perturb/restore cycles
+            before = evaluator.local_rewards(rows, batch)[0].mean()
+        rewards, tokens = np.zeros(N), 0
+        for k in comm.owned(N):
+            c = time.perf_counter()
+            perturbed.perturb(int(seeds[k]), float(signs[k]) * cfg.es.sigma)
+            g = time.perf_counter()
+            texts, n_tok = backend.generate(batch, max_new, cfg.generation.batch_size)
+            s = time.perf_counter()
+            rewards[k] = np.mean([task.reward(x, r) for x, r in zip(texts, rows)])
+            e = time.perf_counter()
+            perturbed.restore()
+            times["perturb"] += g - c
+            times["generate"] += s - g
+            times["score"] += e - s
+            times["restore"] += time.perf_counter() - e
+            tokens += n_tok
+        drift = np.nan
+        if drift_check:
+            drift = evaluator.local_rewards(rows, batch)[0].mean() - before
+
+        c = tic()
+        summed = comm.allreduce_sum(np.append(rewards, tokens))
+        rewards, tokens = summed[:N], int(summed[N])
+        times["exchange"] = tic() - c
+
+        c = tic()
+        coef = coefficients(rewards, signs, sigma=cfg.es.sigma, alpha=cfg.es.alpha,
+                            shaping=cfg.es.shaping, update_form=cfg.es.update_form)
+        perturbed.update(seeds, coef)
+        times["update"] = tic() - c
+
+        u = t + 1
+        state["iteration"] = u
+        c = tic()
+        if cfg.train.eval_every and (u % cfg.train.eval_every == 0 or u == cfg.train.iterations):
+            evaluate(u)
+        times["eval"] = tic() - c
+        c = tic()
+        if log:
+            log.append("train", {
+                "iteration": np.int64(t), "seeds": seeds, "signs": signs, "rewards": rewards.astype(np.float32),
+                "sigma": np.float32(cfg.es.sigma), "alpha": np.float32(cfg.es.alpha), "tokens": np.int64(tokens),
+                "baseline_drift": np.float32(drift), "wall": np.float64(state["wall"] + tic() - t_start),
+                **{f"time/{p}": np.float32(v) for p, v in times.items() if p != "log"},
+            })
+        times["log"] = tic() - c
+        say(f"iter  {t:5d}  reward mean {rewards.mean():.4f} max {rewards.max():.4f}  tokens {tokens}  "
+            + " ".join(f"{p} {v:.2f}s" for p, v in times.items() if v >= 0.005))
+        if (cfg.train.checkpoint_every and u % cfg.train.checkpoint_every == 0) or u == cfg.train.iterations:
+            save_checkpoint(f"iter_{u:06d}")
+    if log:
+        log.close()
+    return {"iterations": cfg.train.iterations, "best_iteration": state["best_iteration"],
+            "best_reward": state["best_reward"], "wall": time.perf_counter() - t_start}
