@@ -1,0 +1,158 @@
+"""CLI for SLQ curvature spectra (paper Alg. 3, Appendix G.10, Figure 17).
+
+  python -m analysis.slq --matrix A.npy --probes s --steps m [--seed S] [--dist D] [--json]
+      SLQ of a dense symmetric matrix stored with numpy.save; prints the summaries and the trace's standard error.
+  python -m analysis.slq FILE.h5 [FILE.h5 ...] --out DIR [--width W]
+      From each file's stored `slq/` group (no matvecs): DIR/density_<i>_<stem>.png, DIR/summaries.png (Figure 17's
+      four panels against a label per file: the root attribute `model`'s last path component, else the file stem;
+      files sharing a label, e.g. seeds of one model, are pooled as mean +- std) and DIR/summaries.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from analysis.slq import PROBE_DISTS, SLQResult, density, slq
+from analysis.slq.store import read_slq
+
+FIGURE17 = (  # (summary key, panel title, transform of the mean): the panels of Figure 17 (a)-(d)
+    ("lambda_min", r"(a) $|\lambda_{\min}|$", abs),
+    ("negative_mass", "(b) negative spectral mass", float),
+    ("participation_ratio", "(c) participation ratio", float),
+    ("effective_rank", "(d) effective rank", float),
+)
+GRID_POINTS = 2000
+DEFAULT_RELATIVE_WIDTH = 0.01  # default Gaussian broadening: 1% of the Ritz-value range
+
+
+def _json_safe(x):
+    """NaN/inf become null so the output is strict JSON."""
+    if isinstance(x, dict):
+        return {k: _json_safe(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_json_safe(v) for v in x]
+    return x if not isinstance(x, float) or math.isfinite(x) else None
+
+
+def run_matrix(args) -> None:
+    """SLQ of the dense matrix in args.matrix; print summaries (JSON with --json, else one per line)."""
+    a = np.load(args.matrix).astype(np.float64)
+    if a.ndim != 2 or a.shape[0] != a.shape[1] or not np.allclose(a, a.T, rtol=1e-10, atol=0):
+        raise SystemExit(f"--matrix: {args.matrix} is not a square symmetric matrix")
+    result = slq(a, a.shape[0], args.probes, args.steps, args.seed, args.dist, operator=f"dense:{args.matrix}")
+    out = {"n": a.shape[0], "probes": args.probes, "steps": args.steps, "seed": args.seed, "dist": args.dist,
+           **result.summaries()}
+    print(json.dumps(_json_safe(out), indent=2) if args.json else "\n".join(f"{k}: {v}" for k, v in out.items()))
+
+
+def file_label(f: h5py.File, path: Path) -> str:
+    """The root attribute `model` (its last path component) or, without one, the file stem."""
+    return Path(str(f.attrs["model"])).name if "model" in f.attrs else path.stem
+
+
+def density_curve(result: SLQResult, width: float | None) -> tuple[np.ndarray, np.ndarray, float]:
+    """Grid, broadened density and the width used (default: DEFAULT_RELATIVE_WIDTH of the node range, or of
+    max |node| or 1 when all nodes coincide)."""
+    nodes, weights = result.measure()
+    lo, hi = nodes.min(), nodes.max()
+    width = width or DEFAULT_RELATIVE_WIDTH * float((hi - lo) or abs(hi) or 1.0)
+    grid = np.linspace(lo - 5 * width, hi + 5 * width, GRID_POINTS)
+    return grid, density(nodes, weights, grid, width), width
+
+
+def _pyplot():
+    """matplotlib.pyplot on the Agg backend, imported only when a figure is drawn."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def plot_density(grid, rho, title: str, path: Path) -> None:
+    """One spectral density on a log axis (outliers sit orders of magnitude below the bulk)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.semilogy(grid, rho)
+    ax.set_ylim(rho.max() * 1e-6, rho.max() * 2)
+    ax.axvline(0.0, color="gray", lw=0.8, ls="--")
+    ax.set(xlabel=r"eigenvalue $\lambda$", ylabel="density", title=title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def pooled(records: list[dict]) -> dict[str, dict]:
+    """Per label (first-seen order): mean, std and count of every summary over the files with that label."""
+    out = {}
+    for label in dict.fromkeys(r["label"] for r in records):
+        rows = [r["summaries"] for r in records if r["label"] == label]
+        columns = {k: [row[k] for row in rows] for k in rows[0]}
+        out[label] = {k: {"mean": float(np.mean(v)), "std": float(np.std(v)), "count": len(v)}
+                      for k, v in columns.items()}
+    return out
+
+
+def plot_summaries(stats: dict[str, dict], path: Path) -> None:
+    """Figure 17: the four summaries against the labels of `pooled` stats, mean +- std over files per label."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(2, 2, figsize=(8, 6))
+    labels = list(stats)
+    for ax, (key, title, transform) in zip(axes.flat, FIGURE17):
+        ax.errorbar(range(len(labels)), [transform(stats[lab][key]["mean"]) for lab in labels],
+                    yerr=[stats[lab][key]["std"] for lab in labels], marker="o", capsize=3)
+        ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
+        ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def run_files(args) -> None:
+    """Densities, Figure 17 panels and a JSON of the numbers for the stored `slq/` groups of args.files."""
+    args.out.mkdir(parents=True, exist_ok=True)
+    records = []
+    for i, path in enumerate(args.files):
+        with h5py.File(path, "r") as f:
+            label, result = file_label(f, path), read_slq(f)
+        grid, rho, width = density_curve(result, args.width)
+        png = f"density_{i}_{path.stem}.png"
+        plot_density(grid, rho, f"{label} (width {width:.3g})", args.out / png)
+        records.append({"file": str(path), "label": label, "n": result.n, "probes": len(result.alpha),
+                        "steps": max(len(a) for a in result.alpha), "probe_dist": result.probe_dist,
+                        "operator": result.operator, "seed": result.seed, "width": width, "density_png": png,
+                        "summaries": result.summaries()})
+    stats = pooled(records)
+    plot_summaries(stats, args.out / "summaries.png")
+    report = {"files": records, "labels": stats}
+    (args.out / "summaries.json").write_text(json.dumps(_json_safe(report), indent=2))
+
+
+def main(argv=None) -> None:
+    """Parse the command line and run the --matrix mode or the HDF5 mode."""
+    p = argparse.ArgumentParser(prog="python -m analysis.slq", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("files", nargs="*", type=Path, help="HDF5 files with an slq/ group")
+    p.add_argument("--out", type=Path, help="output directory for the HDF5 mode")
+    p.add_argument("--width", type=float, help="Gaussian broadening of the densities (default: 1%% of the range)")
+    p.add_argument("--matrix", type=Path, help=".npy file of a dense symmetric matrix")
+    p.add_argument("--probes", type=int, default=64, help="Hutchinson probes s")
+    p.add_argument("--steps", type=int, default=80, help="Lanczos steps m")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dist", choices=PROBE_DISTS, default="rademacher")
+    p.add_argument("--json", action="store_true", help="print the --matrix summaries as JSON")
+    args = p.parse_args(argv)
+    if args.matrix is not None and not args.files:
+        run_matrix(args)
+    elif args.files and args.matrix is None and args.out is not None:
+        run_files(args)
+    else:
+        p.error("give either --matrix A.npy, or one or more FILE.h5 with --out DIR")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""HDF5 reader/writer for the `slq/` group (schema in analysis/slq/SCHEMA.md); the online job writes the same layout."""
+from __future__ import annotations
+
+import h5py
+import numpy as np
+
+from analysis.slq import SLQResult
+
+
+def _padded(rows, width: int) -> np.ndarray:
+    """Stack variable-length rows into (len(rows), width) float64, NaN after each row's end."""
+    out = np.full((len(rows), width), np.nan)
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = row
+    return out
+
+
+def write_slq(parent: h5py.Group, result: SLQResult, name: str = "slq") -> h5py.Group:
+    """Write the per-probe tridiagonal coefficients and probe norms as parent/name; nodes and weights are derived."""
+    m = max(len(a) for a in result.alpha)
+    g = parent.create_group(name)
+    g.create_dataset("alpha", data=_padded(result.alpha, m))
+    g.create_dataset("beta", data=_padded(result.beta, m - 1))
+    g.create_dataset("probe_norm2", data=np.asarray(result.probe_norm2, np.float64))
+    g.attrs.update(n=np.int64(result.n), probe_dist=result.probe_dist, operator=result.operator,
+                   seed=np.int64(result.seed))
+    return g
+
+
+def read_slq(parent: h5py.Group, name: str = "slq") -> SLQResult:
+    """Read parent/name back; a probe's Lanczos length is its number of finite alpha entries (NaN padding)."""
+    g = parent[name]
+    alpha, beta = g["alpha"][()], g["beta"][()]
+    lengths = np.isfinite(alpha).sum(axis=1)
+    return SLQResult(alpha=tuple(a[:k] for a, k in zip(alpha, lengths)),
+                     beta=tuple(b[: k - 1] for b, k in zip(beta, lengths)),
+                     probe_norm2=g["probe_norm2"][()], n=int(g.attrs["n"]), probe_dist=str(g.attrs["probe_dist"]),
+                     seed=int(g.attrs["seed"]), operator=str(g.attrs["operator"]))
