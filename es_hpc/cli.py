@@ -16,14 +16,19 @@ def _train(args) -> None:
 
     cfg = config.load(args.config, args.set)
     summary = train.run(cfg, Path(args.out), resume=args.resume)
-    print(json.dumps({"summary": summary}))
+    if summary is not None:
+        print(json.dumps({"summary": summary}))
 
 
 def _make_tiny_model(args) -> None:
     from .tiny_model import build_tiny_model
 
-    facts = build_tiny_model(Path(args.out), seed=args.seed)
-    print(json.dumps(facts))
+    facts_file = Path(args.out) / "tiny_model.json"
+    if facts_file.is_file() and not args.force:
+        print(f"tiny model already built at {args.out} (pass --force to rebuild)", file=sys.stderr)
+        print(facts_file.read_text().strip())
+        return
+    print(json.dumps(build_tiny_model(Path(args.out), seed=args.seed)))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -38,6 +43,7 @@ def parser() -> argparse.ArgumentParser:
     m = sub.add_parser("make-tiny-model", help="build the embedded tiny Qwen2 model and tokenizer (offline)")
     m.add_argument("--out", required=True, help="directory to write (save_pretrained layout)")
     m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--force", action="store_true", help="rebuild even if OUT already holds a built model")
     m.set_defaults(func=_make_tiny_model)
     return p
 

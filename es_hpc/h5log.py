@@ -20,7 +20,7 @@ class H5Log:
                 raise FileExistsError(f"--out: {self.path} already exists; pass --resume or choose a new --out")
             self.f = h5py.File(self.path, "w")
             for key, value in attrs.items():
-                self.f.attrs[key] = value
+                self.f.attrs[key] = str(value) if isinstance(value, str) else value  # plain str: TorchVersion is a subclass
         else:
             self.f = h5py.File(self.path, "a")
             self.f.attrs["resumed_at"] = np.append(self.f.attrs.get("resumed_at", np.zeros(0, np.int64)), resume_iteration)

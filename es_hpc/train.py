@@ -61,8 +61,8 @@ class Evaluator:
         return float(total / count)
 
 
-def run(cfg: Config, out_dir: Path, resume: bool = False) -> dict:
-    """Train; returns a summary dict (rank 0's view)."""
+def run(cfg: Config, out_dir: Path, resume: bool = False) -> dict | None:
+    """Train; rank 0 returns a summary dict, the other ranks None."""
     comm = comm_mod.make(cfg.dist.backend)
     try:
         return _run(cfg, Path(out_dir), resume, comm)
@@ -197,7 +197,8 @@ def _run(cfg: Config, out_dir: Path, resume: bool, comm) -> dict:
             + " ".join(f"{p} {v:.2f}s" for p, v in times.items() if v >= 0.005))
         if (cfg.train.checkpoint_every and u % cfg.train.checkpoint_every == 0) or u == cfg.train.iterations:
             save_checkpoint(f"iter_{u:06d}")
-    if log:
-        log.close()
+    if not is_root:
+        return None
+    log.close()
     return {"iterations": cfg.train.iterations, "best_iteration": state["best_iteration"],
             "best_reward": state["best_reward"], "wall": time.perf_counter() - t_start}

@@ -18,7 +18,7 @@ def tiny_model_path() -> Path:
 def tiny_model_dir() -> Path:
     """The embedded tiny model, built with the project's own command if it is not there yet."""
     path = tiny_model_path()
-    if not (path / "config.json").is_file():
+    if not (path / "tiny_model.json").is_file():
         from es_hpc.tiny_model import build_tiny_model
 
         build_tiny_model(path)

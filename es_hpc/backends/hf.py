@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers.utils import logging as hf_logging
 
 from ..config import ConfigError, ModelConfig
 from . import model_path
@@ -34,6 +35,7 @@ class HFBackend:
 
     def __init__(self, cfg: ModelConfig, device: torch.device):
         model_path.check(cfg.path)
+        hf_logging.disable_progress_bar()  # per-shard bars would flood batch-job logs at every checkpoint
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(cfg.path, trust_remote_code=cfg.trust_remote_code)
             self.model = AutoModelForCausalLM.from_pretrained(

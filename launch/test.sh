@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The test suite: set up, then configure with CMake and run every ctest suite (tiny model built once, shared).
+# Arguments go to ctest, e.g. `bash launch/test.sh -L unit`.
+set -euo pipefail
+. "$(dirname "$0")/env.sh"
+cmake -S . -B build -DPython3_EXECUTABLE="$(command -v python)" > /dev/null
+ctest --test-dir build --output-on-failure "$@"
