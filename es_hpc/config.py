@@ -176,30 +176,21 @@ def validate(cfg: Config) -> None:
         value = getattr(getattr(cfg, section), key)
         if value not in allowed:
             raise ConfigError(f"{name}: {value!r} is not one of {', '.join(allowed)}")
-    positive = {
-        "es.sigma": cfg.es.sigma,
-        "es.alpha": cfg.es.alpha,
-        "es.population": cfg.es.population,
-        "train.prompts_per_iteration": cfg.train.prompts_per_iteration,
-        "generation.batch_size": cfg.generation.batch_size,
-        "train.keep_checkpoints": cfg.train.keep_checkpoints,
-    }
-    for name, value in positive.items():
-        if not value > 0:
-            raise ConfigError(f"{name}: must be > 0, got {value!r}")
-    nonnegative = {
-        "train.iterations": cfg.train.iterations,
-        "train.eval_every": cfg.train.eval_every,
-        "train.eval_prompts": cfg.train.eval_prompts,
-        "train.checkpoint_every": cfg.train.checkpoint_every,
-        "train.drift_every": cfg.train.drift_every,
-        "train.threads": cfg.train.threads,
-        "generation.max_new_tokens": cfg.generation.max_new_tokens,
-        "es.seed": cfg.es.seed,
-    }
-    for name, value in nonnegative.items():
-        if value < 0:
-            raise ConfigError(f"{name}: must be >= 0, got {value!r}")
+    bounds = [  # (field, value, strictly positive?)
+        ("es.sigma", cfg.es.sigma, True), ("es.alpha", cfg.es.alpha, True), ("es.population", cfg.es.population, True),
+        ("es.seed", cfg.es.seed, False),
+        ("train.prompts_per_iteration", cfg.train.prompts_per_iteration, True),
+        ("train.keep_checkpoints", cfg.train.keep_checkpoints, True),
+        ("train.iterations", cfg.train.iterations, False), ("train.eval_every", cfg.train.eval_every, False),
+        ("train.eval_prompts", cfg.train.eval_prompts, False),
+        ("train.checkpoint_every", cfg.train.checkpoint_every, False),
+        ("train.drift_every", cfg.train.drift_every, False), ("train.threads", cfg.train.threads, False),
+        ("generation.batch_size", cfg.generation.batch_size, True),
+        ("generation.max_new_tokens", cfg.generation.max_new_tokens, False),
+    ]
+    for name, value, strict in bounds:
+        if not (value > 0 if strict else value >= 0):  # written so that NaN fails too
+            raise ConfigError(f"{name}: must be {'>' if strict else '>='} 0, got {value!r}")
     if cfg.es.antithetic and cfg.es.population % 2:
         raise ConfigError(f"es.population: must be even with es.antithetic, got {cfg.es.population}")
     if not cfg.es.params or not all(isinstance(p, str) for p in cfg.es.params):

@@ -6,6 +6,7 @@ import platform
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,20 @@ from .core.seeds import member_seeds, prompt_rng
 from .core.update import coefficients
 from .h5log import H5Log
 
-PHASES = ("perturb", "generate", "score", "restore", "exchange", "update", "eval", "log")
+PHASES = ("perturb", "generate", "score", "restore", "exchange", "update")
+
+
+class PhaseTimer:
+    """Seconds spent per phase of one iteration: `with timer("generate"): ...` adds to that phase."""
+
+    def __init__(self):
+        self.seconds = dict.fromkeys(PHASES, 0.0)
+
+    @contextmanager
+    def __call__(self, phase: str):
+        start = time.perf_counter()
+        yield
+        self.seconds[phase] += time.perf_counter() - start
 
 
 def git_commit() -> str:
@@ -46,17 +60,22 @@ class Evaluator:
         self.task, self.backend, self.comm = task, backend, comm
         self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
 
-    def local_rewards(self, rows: list[dict], batch=None) -> tuple[np.ndarray, int]:
-        """This process's per-row rewards of `rows` (encoded once as `batch` when given) and tokens made."""
+    def generate(self, batch) -> tuple[list[str], int]:
+        return self.backend.generate(batch, self.max_new_tokens, self.batch_size)
+
+    def score(self, texts: list[str], rows: list[dict]) -> np.ndarray:
+        return np.array([self.task.reward(c, r) for c, r in zip(texts, rows)], dtype=np.float64)
+
+    def local_rewards(self, rows: list[dict], batch=None) -> np.ndarray:
+        """This process's per-row rewards of `rows` (encoded once as `batch` when given)."""
         if not rows:
-            return np.zeros(0), 0
+            return np.zeros(0)
         batch = batch or self.backend.encode([self.task.prompt(r) for r in rows])
-        texts, tokens = self.backend.generate(batch, self.max_new_tokens, self.batch_size)
-        return np.array([self.task.reward(c, r) for c, r in zip(texts, rows)], dtype=np.float64), tokens
+        return self.score(self.generate(batch)[0], rows)
 
     def mean(self, rows: list[dict]) -> float:
         mine = [rows[i] for i in self.comm.owned(len(rows))]
-        r, _ = self.local_rewards(mine)
+        r = self.local_rewards(mine)
         total, count = self.comm.allreduce_sum(np.array([r.sum(), len(r)]))
         return float(total / count)
 
@@ -138,63 +157,46 @@ def _run(cfg: Config, out_dir: Path, resume: bool, comm) -> dict:
         evaluate(0)
     N = cfg.es.population
     for t in range(start, cfg.train.iterations):
-        times = dict.fromkeys(PHASES, 0.0)
-        tic = time.perf_counter
-
+        timer = PhaseTimer()
         rng = prompt_rng(cfg.es.seed, t)
         rows = [train_rows[i] for i in rng.choice(len(train_rows), cfg.train.prompts_per_iteration, replace=False)]
         batch = backend.encode([task.prompt(r) for r in rows])
         seeds, signs = member_seeds(cfg.es.seed, t, N, cfg.es.antithetic)
         drift_check = is_root and cfg.train.drift_every and t % cfg.train.drift_every == 0
         if drift_check:  # the unperturbed reward, re-measured below after this rank's perturb/restore cycles
-            before = evaluator.local_rewards(rows, batch)[0].mean()
+            before = evaluator.local_rewards(rows, batch).mean()
         rewards, tokens = np.zeros(N), 0
         for k in comm.owned(N):
-            c = time.perf_counter()
-            perturbed.perturb(int(seeds[k]), float(signs[k]) * cfg.es.sigma)
-            g = time.perf_counter()
-            texts, n_tok = backend.generate(batch, max_new, cfg.generation.batch_size)
-            s = time.perf_counter()
-            rewards[k] = np.mean([task.reward(x, r) for x, r in zip(texts, rows)])
-            e = time.perf_counter()
-            perturbed.restore()
-            times["perturb"] += g - c
-            times["generate"] += s - g
-            times["score"] += e - s
-            times["restore"] += time.perf_counter() - e
+            with timer("perturb"):
+                perturbed.perturb(int(seeds[k]), float(signs[k]) * cfg.es.sigma)
+            with timer("generate"):
+                texts, n_tok = evaluator.generate(batch)
+            with timer("score"):
+                rewards[k] = evaluator.score(texts, rows).mean()
+            with timer("restore"):
+                perturbed.restore()
             tokens += n_tok
-        drift = np.nan
-        if drift_check:
-            drift = evaluator.local_rewards(rows, batch)[0].mean() - before
+        drift = evaluator.local_rewards(rows, batch).mean() - before if drift_check else np.nan
 
-        c = tic()
-        summed = comm.allreduce_sum(np.append(rewards, tokens))
-        rewards, tokens = summed[:N], int(summed[N])
-        times["exchange"] = tic() - c
-
-        c = tic()
-        coef = coefficients(rewards, signs, sigma=cfg.es.sigma, alpha=cfg.es.alpha,
-                            shaping=cfg.es.shaping, update_form=cfg.es.update_form)
-        perturbed.update(seeds, coef)
-        times["update"] = tic() - c
-
-        u = t + 1
-        state["iteration"] = u
-        c = tic()
-        if cfg.train.eval_every and (u % cfg.train.eval_every == 0 or u == cfg.train.iterations):
-            evaluate(u)
-        times["eval"] = tic() - c
-        c = tic()
+        with timer("exchange"):
+            summed = comm.allreduce_sum(np.append(rewards, tokens))
+            rewards, tokens = summed[:N], int(summed[N])
+        with timer("update"):
+            coef = coefficients(rewards, signs, sigma=cfg.es.sigma, alpha=cfg.es.alpha,
+                                shaping=cfg.es.shaping, update_form=cfg.es.update_form)
+            perturbed.update(seeds, coef)
+        u = state["iteration"] = t + 1
         if log:
             log.append("train", {
                 "iteration": np.int64(t), "seeds": seeds, "signs": signs, "rewards": rewards.astype(np.float32),
                 "sigma": np.float32(cfg.es.sigma), "alpha": np.float32(cfg.es.alpha), "tokens": np.int64(tokens),
-                "baseline_drift": np.float32(drift), "wall": np.float64(state["wall"] + tic() - t_start),
-                **{f"time/{p}": np.float32(v) for p, v in times.items() if p != "log"},
+                "baseline_drift": np.float32(drift), "wall": np.float64(state["wall"] + time.perf_counter() - t_start),
+                **{f"time/{p}": np.float32(v) for p, v in timer.seconds.items()},
             })
-        times["log"] = tic() - c
         say(f"iter  {t:5d}  reward mean {rewards.mean():.4f} max {rewards.max():.4f}  tokens {tokens}  "
-            + " ".join(f"{p} {v:.2f}s" for p, v in times.items() if v >= 0.005))
+            + " ".join(f"{p} {v:.2f}s" for p, v in timer.seconds.items() if v >= 0.005))
+        if cfg.train.eval_every and (u % cfg.train.eval_every == 0 or u == cfg.train.iterations):
+            evaluate(u)
         if (cfg.train.checkpoint_every and u % cfg.train.checkpoint_every == 0) or u == cfg.train.iterations:
             save_checkpoint(f"iter_{u:06d}")
     if not is_root:

@@ -16,6 +16,8 @@ def test_tiny_config_loads_and_overrides():
     ("es.sigma=0", "es.sigma"),
     ("es.sigma=-1e-3", "es.sigma"),
     ("es.population=0", "es.population"),
+    ("es.sigma=.nan", "es.sigma"),
+    ("train.iterations=-1", "train.iterations"),
     ("es.bogus=1", "es.bogus"),
     ("bogus.key=1", "bogus"),
     ("es.population=abc", "es.population"),
