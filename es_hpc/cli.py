@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from .config import ConfigError
+from .errors import EXIT_PREEMPTED, Diverged, Preempted
 
 USAGE_ERRORS = (ConfigError, FileExistsError, FileNotFoundError)
 
@@ -55,7 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     except USAGE_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except FloatingPointError as exc:
+    except (FloatingPointError, Diverged) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except Preempted as exc:
+        print(f"preempted: {exc}", file=sys.stderr)
+        return EXIT_PREEMPTED
     return 0

@@ -59,6 +59,7 @@ class TrainConfig:
     checkpoint_every: int = 50
     keep_checkpoints: int = 2
     drift_every: int = 10  # re-measure the unperturbed reward after perturb/restore cycles
+    checksum_every: int = 10  # compare a parameter checksum across ranks (0: never)
     threads: int = 0  # CPU threads per rank; 0: cores / ranks on this node
 
 
@@ -94,7 +95,7 @@ CHOICES = {
     "es.master_device": ("same", "cpu"),
     "train.eval_split": ("train", "val", "test"),
     "train.select_split": ("train", "val", "test"),
-    "dist.backend": ("auto", "local", "torch"),
+    "dist.backend": ("auto", "local", "torch", "mpi"),
 }
 
 
@@ -184,7 +185,8 @@ def validate(cfg: Config) -> None:
         ("train.iterations", cfg.train.iterations, False), ("train.eval_every", cfg.train.eval_every, False),
         ("train.eval_prompts", cfg.train.eval_prompts, False),
         ("train.checkpoint_every", cfg.train.checkpoint_every, False),
-        ("train.drift_every", cfg.train.drift_every, False), ("train.threads", cfg.train.threads, False),
+        ("train.drift_every", cfg.train.drift_every, False),
+        ("train.checksum_every", cfg.train.checksum_every, False), ("train.threads", cfg.train.threads, False),
         ("generation.batch_size", cfg.generation.batch_size, True),
         ("generation.max_new_tokens", cfg.generation.max_new_tokens, False),
     ]

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,30 @@ from .config import Config
 from .core import params as params_mod
 from .core.seeds import member_seeds, prompt_rng
 from .core.update import coefficients
+from .errors import Diverged, Preempted
 from .h5log import H5Log
+
+class StopRequest:
+    """Remembers SIGTERM or SIGUSR1 (a scheduler's warning) until the next iteration boundary."""
+
+    def __init__(self):
+        self.signal = 0
+        for sig in (signal.SIGTERM, signal.SIGUSR1):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum, _frame):
+        self.signal = signum
+
+
+def check_consistency(comm, perturbed, iteration: int) -> None:
+    """All-reduce every rank's parameter checksum (one slot each); stop naming the ranks that differ."""
+    sums = np.zeros(comm.world_size)
+    sums[comm.rank] = perturbed.checksum()
+    sums = comm.allreduce_sum(sums)
+    bad = np.flatnonzero(sums != sums[0]).tolist()
+    if bad:
+        raise Diverged(f"parameter checksum of rank(s) {bad} differs from rank 0's at iteration {iteration}")
+
 
 PHASES = ("perturb", "generate", "score", "restore", "exchange", "update")
 
@@ -82,15 +106,15 @@ class Evaluator:
 
 def run(cfg: Config, out_dir: Path, resume: bool = False) -> dict | None:
     """Train; rank 0 returns a summary dict, the other ranks None."""
-    comm = comm_mod.make(cfg.dist.backend)
-    try:
-        return _run(cfg, Path(out_dir), resume, comm)
-    finally:
-        comm.close()
+    with ExitStack() as cleanup:  # closes the log and leaves the process group whatever happens
+        comm = comm_mod.make(cfg.dist.backend)
+        cleanup.callback(comm.close)
+        return _run(cfg, Path(out_dir), resume, comm, cleanup)
 
 
-def _run(cfg: Config, out_dir: Path, resume: bool, comm) -> dict:
+def _run(cfg: Config, out_dir: Path, resume: bool, comm, cleanup: ExitStack) -> dict | None:
     is_root = comm.rank == 0
+    stop = StopRequest()  # from here on, a signal stops the job at the next iteration boundary
     say = print if is_root else (lambda *a, **k: None)
     threads = set_threads(cfg, comm)
     task = tasks.get(cfg.task.name, **cfg.task.options)
@@ -124,6 +148,7 @@ def _run(cfg: Config, out_dir: Path, resume: bool, comm) -> dict:
             "perturbed_parameters": perturbed.numel, "threads_per_rank": threads,
         }
         log = H5Log(out_dir / cfg.log.file, attrs, resume_iteration=start if resume else None)
+        cleanup.callback(log.close)
     say(f"es_hpc train: {comm.world_size} rank(s) x {threads} thread(s), {perturbed.numel:,} perturbed parameters, "
         f"N={cfg.es.population} sigma={cfg.es.sigma} alpha={cfg.es.alpha}, P={cfg.train.prompts_per_iteration}")
 
@@ -157,6 +182,8 @@ def _run(cfg: Config, out_dir: Path, resume: bool, comm) -> dict:
         evaluate(0)
     N = cfg.es.population
     for t in range(start, cfg.train.iterations):
+        if cfg.train.checksum_every and t % cfg.train.checksum_every == 0:
+            check_consistency(comm, perturbed, t)
         timer = PhaseTimer()
         rng = prompt_rng(cfg.es.seed, t)
         rows = [train_rows[i] for i in rng.choice(len(train_rows), cfg.train.prompts_per_iteration, replace=False)]
@@ -179,8 +206,8 @@ def _run(cfg: Config, out_dir: Path, resume: bool, comm) -> dict:
         drift = evaluator.local_rewards(rows, batch).mean() - before if drift_check else np.nan
 
         with timer("exchange"):
-            summed = comm.allreduce_sum(np.append(rewards, tokens))
-            rewards, tokens = summed[:N], int(summed[N])
+            summed = comm.allreduce_sum(np.concatenate([rewards, [tokens, stop.signal > 0]]))
+            rewards, tokens, stop_votes = summed[:N], int(summed[N]), summed[N + 1]
         with timer("update"):
             coef = coefficients(rewards, signs, sigma=cfg.es.sigma, alpha=cfg.es.alpha,
                                 shaping=cfg.es.shaping, update_form=cfg.es.update_form)
@@ -197,10 +224,13 @@ def _run(cfg: Config, out_dir: Path, resume: bool, comm) -> dict:
             + " ".join(f"{p} {v:.2f}s" for p, v in timer.seconds.items() if v >= 0.005))
         if cfg.train.eval_every and (u % cfg.train.eval_every == 0 or u == cfg.train.iterations):
             evaluate(u)
-        if (cfg.train.checkpoint_every and u % cfg.train.checkpoint_every == 0) or u == cfg.train.iterations:
+        if (cfg.train.checkpoint_every and u % cfg.train.checkpoint_every == 0) or u == cfg.train.iterations or stop_votes:
             save_checkpoint(f"iter_{u:06d}")
+        if stop_votes:  # every rank saw the same all-reduced vote, so all stop here together
+            comm.barrier()  # rank 0's checkpoint is complete before anyone exits
+            raise Preempted(f"stopped by a signal after iteration {t}; checkpoint iter_{u:06d} written; "
+                            "continue with --resume")
     if not is_root:
         return None
-    log.close()
     return {"iterations": cfg.train.iterations, "best_iteration": state["best_iteration"],
             "best_reward": state["best_reward"], "wall": time.perf_counter() - t_start}

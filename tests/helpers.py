@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import h5py
@@ -32,6 +33,23 @@ def run(args: list[str], launcher: list[str] | None = None, check: bool = True, 
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return proc
+
+
+def start(args: list[str], log: Path, launcher: list[str] | None = None, **kw) -> subprocess.Popen:
+    """Start `python ARGS` (or LAUNCHER ARGS) in the background, stdout and stderr into `log`."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **kw.pop("env", {}))
+    with open(log, "w") as out:
+        return subprocess.Popen((launcher or [sys.executable]) + args, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
+                                env=env, **kw)
+
+
+def wait_for(log: Path, text: str, proc: subprocess.Popen, timeout: float = 300) -> None:
+    """Block until `text` appears in the log; fail if the process ends first or time runs out."""
+    deadline = time.time() + timeout
+    while text not in log.read_text():
+        if proc.poll() is not None or time.time() > deadline:
+            raise AssertionError(f"{text!r} never appeared (exit {proc.poll()}):\n{log.read_text()[-3000:]}")
+        time.sleep(0.05)
 
 
 def rewards(run_dir: Path) -> np.ndarray:

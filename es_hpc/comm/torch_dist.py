@@ -1,8 +1,11 @@
-"""torch.distributed communicator: gloo on CPU, NCCL on GPU, configured from torchrun's environment."""
+"""torch.distributed communicator: gloo on CPU, NCCL on GPU, configured from torchrun's or Slurm's environment."""
 from __future__ import annotations
 
 import datetime
 import os
+import re
+import subprocess
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import torch
@@ -11,15 +14,55 @@ import torch.distributed as dist
 from .base import Communicator
 
 
+def first_host(nodelist: str) -> str:
+    """First host of a Slurm node list ("gpu[03-05,9],cpu1" -> "gpu03"): `scontrol show hostnames`, else parsed."""
+    try:
+        out = subprocess.run(["scontrol", "show", "hostnames", nodelist], capture_output=True, text=True,
+                             timeout=30, check=True).stdout.split()
+        if out:
+            return out[0]
+    except (OSError, subprocess.SubprocessError):
+        pass  # no scontrol on this host: the simple one-bracket forms below cover usual names
+    m = re.match(r"([^,\[]*)(?:\[([^\],-]+)[^\]]*\]([^,\[]*))?", nodelist)
+    return "".join(part or "" for part in m.groups())
+
+
+def tasks_on_node(spec: str, node: int) -> int:
+    """Entry `node` of a Slurm tasks-per-node list: "4(x2),3" is 4 tasks on nodes 0 and 1, 3 on node 2."""
+    counts: list[int] = []
+    for part in spec.split(","):
+        n, _, repeat = part.partition("(x")
+        counts += [int(n)] * int(repeat.rstrip(")") or 1)
+    return counts[min(node, len(counts) - 1)]
+
+
+def slurm_env(env: Mapping[str, str], hosts: Callable[[str], str] = first_host) -> dict[str, str]:
+    """torchrun's variables (RANK, WORLD_SIZE, LOCAL_*, MASTER_*) for a task started by srun without torchrun."""
+    spec = next((env[k] for k in ("SLURM_STEP_TASKS_PER_NODE", "SLURM_NTASKS_PER_NODE", "SLURM_TASKS_PER_NODE")
+                 if env.get(k)), "1")
+    out = {"RANK": env["SLURM_PROCID"], "WORLD_SIZE": env.get("SLURM_STEP_NUM_TASKS") or env.get("SLURM_NTASKS", "1"),
+           "LOCAL_RANK": env.get("SLURM_LOCALID", "0"),
+           "LOCAL_WORLD_SIZE": str(tasks_on_node(spec, int(env.get("SLURM_NODEID", "0"))))}
+    nodelist = env.get("SLURM_STEP_NODELIST") or env.get("SLURM_JOB_NODELIST") or env.get("SLURM_NODELIST")
+    out["MASTER_ADDR"] = env.get("MASTER_ADDR") or (hosts(nodelist) if nodelist else "127.0.0.1")
+    # Every task derives the same port from the job id; 20000-29999 stays below Linux's ephemeral range.
+    job = env.get("SLURM_JOB_ID", "")
+    out["MASTER_PORT"] = env.get("MASTER_PORT") or str(20000 + int(job) % 10000 if job.isdigit() else 29500)
+    return out
+
+
 class TorchDistComm(Communicator):
-    """Joins the process group described by RANK / WORLD_SIZE / MASTER_ADDR / MASTER_PORT."""
+    """Joins the process group described by RANK / WORLD_SIZE / MASTER_ADDR / MASTER_PORT (or Slurm's SLURM_*)."""
 
     name = "torch"
 
     def __init__(self, timeout_s: float = 600.0):
+        if "RANK" not in os.environ and "SLURM_PROCID" in os.environ:  # srun without torchrun
+            os.environ.update(slurm_env(os.environ))
         for var in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
             if var not in os.environ:
-                raise RuntimeError(f"dist.backend torch: environment variable {var} is not set (launch with torchrun)")
+                raise RuntimeError(f"dist.backend torch: environment variable {var} is not set "
+                                   "(launch with torchrun, or with srun under Slurm)")
         self.rank = int(os.environ["RANK"])
         self.world_size = int(os.environ["WORLD_SIZE"])
         self.local_rank = int(os.environ.get("LOCAL_RANK", 0))

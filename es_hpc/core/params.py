@@ -79,6 +79,8 @@ class PerturbedParams:
             w.copy_(m)
 
     @torch.no_grad()
-    def checksum(self) -> float:
-        """A float64 sum of |master| over all tensors: cheap evidence that two copies agree."""
-        return float(sum(m.double().abs().sum().item() for m in self.masters))
+    def checksum(self) -> int:
+        """Sum of the masters' fp32 bit patterns as integers, mod 2**52: exact and independent of reduction
+        order, so ranks with bit-identical weights always agree, and it fits a float64 all-reduce exactly."""
+        total = sum(int(m.view(torch.int32).to(torch.int64).sum().item()) for m in self.masters)
+        return total % (1 << 52)
