@@ -13,23 +13,10 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from . import atomic
+
 STATE = "es_state.json"
 MASTER = "es_master.safetensors"
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _swap_in(tmp: Path, final: Path) -> None:
-    """Rename a finished temp directory into place, replacing an older copy of the same name."""
-    old = final.with_name(f".{final.name}.old{os.getpid()}")
-    if final.exists():
-        os.replace(final, old)
-    os.replace(tmp, final)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def save(run_dir: Path, name: str, save_model, masters: dict[str, torch.Tensor] | None, state: dict,
@@ -44,9 +31,9 @@ def save(run_dir: Path, name: str, save_model, masters: dict[str, torch.Tensor] 
         save_file({k: v.contiguous() for k, v in masters.items()}, str(tmp / MASTER))
     (tmp / STATE).write_text(json.dumps(state, indent=1))
     final = root / name
-    _swap_in(tmp, final)
+    atomic.replace_dir(tmp, final)
     if name.startswith("iter_"):
-        _write_text_atomic(root / "latest", name)
+        atomic.write_text(root / "latest", name)
         if keep:
             for old in sorted(p for p in root.glob("iter_*") if p.name != name)[:-(keep - 1) or None]:
                 shutil.rmtree(old, ignore_errors=True)

@@ -8,7 +8,6 @@ The build is deterministic (fixed seeds, one thread): two builds on one machine 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -21,7 +20,7 @@ from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_toke
 from transformers import GenerationConfig, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
 
-from . import tasks
+from . import atomic, tasks
 
 PAD, IM_START, IM_END = "<|endoftext|>", "<|im_start|>", "<|im_end|>"
 CHARS = [chr(c) for c in range(32, 127)] + ["\n"]  # printable ASCII and newline: any task's plain text
@@ -143,17 +142,6 @@ def pretrain(model, tokenizer, task, seed: int, log) -> tuple[int, float, float]
     raise RuntimeError(f"tiny model never reached val accuracy in {TARGET} within {MAX_STEPS} steps")
 
 
-def _replace_dir(tmp: Path, out: Path) -> None:
-    """Move the finished build into place; an existing out_dir is swapped out, then removed."""
-    old = None
-    if out.exists():
-        old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
-        os.replace(out, old / out.name)
-    os.replace(tmp, out)
-    if old is not None:
-        shutil.rmtree(old)
-
-
 def build_tiny_model(out_dir, seed: int = 0, log=print) -> dict:
     """Build, pretrain and save the tiny model into out_dir (atomically); returns the facts in tiny_model.json."""
     start = time.perf_counter()
@@ -186,7 +174,7 @@ def build_tiny_model(out_dir, seed: int = 0, log=print) -> dict:
         for f in tmp.iterdir():  # mkdtemp and safetensors make some private; the model is meant to be shared
             f.chmod(0o644)
         tmp.chmod(0o755)
-        _replace_dir(tmp, out)
+        atomic.replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

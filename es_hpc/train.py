@@ -5,7 +5,6 @@ import os
 import platform
 import signal
 import subprocess
-import sys
 import time
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
