@@ -32,6 +32,12 @@ def _make_tiny_model(args) -> None:
     print(json.dumps(build_tiny_model(Path(args.out), seed=args.seed)))
 
 
+def _make_random_model(args) -> None:
+    from .tiny_model import build_random_model
+
+    print(json.dumps(build_random_model(Path(args.out), args.hidden, args.layers, args.seed)))
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m es_hpc", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -46,6 +52,12 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--seed", type=int, default=0)
     m.add_argument("--force", action="store_true", help="rebuild even if OUT already holds a built model")
     m.set_defaults(func=_make_tiny_model)
+    r = sub.add_parser("make-random-model", help="the tiny model's architecture at another size, random weights")
+    r.add_argument("--out", required=True)
+    r.add_argument("--hidden", type=int, default=512)
+    r.add_argument("--layers", type=int, default=4)
+    r.add_argument("--seed", type=int, default=0)
+    r.set_defaults(func=_make_random_model)
     return p
 
 

@@ -65,7 +65,7 @@ class TrainConfig:
 
 @dataclass
 class DistConfig:
-    backend: str = "auto"  # auto | local | torch
+    backend: str = "auto"  # auto | local | torch | mpi
 
 
 @dataclass

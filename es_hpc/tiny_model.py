@@ -32,7 +32,7 @@ CHAT_TEMPLATE = (
 )
 
 # Shape from shared/notes/tiny-es-feasibility.md: 1.06M parameters, full multi-head attention (4 kv heads).
-HIDDEN, INTERMEDIATE, LAYERS, HEADS, KV_HEADS, MAX_POSITIONS = 128, 512, 4, 4, 4, 256
+HIDDEN, LAYERS, HEADS, KV_HEADS, MAX_POSITIONS = 128, 4, 4, 4, 256  # intermediate = 4 * hidden
 # Pretraining (~0.2 s per step on one thread): val accuracy idles near 0 for ~130 steps, then climbs ~0.04 per
 # 5 steps, so it is measured every SPARSE steps until it reaches RISING, then every DENSE steps.
 LR, BETAS, CLIP, BATCH, MAX_STEPS = 2e-3, (0.9, 0.95), 1.0, 64, 500
@@ -62,11 +62,11 @@ def make_tokenizer() -> PreTrainedTokenizerFast:
     )
 
 
-def make_model(tokenizer: PreTrainedTokenizerFast) -> Qwen2ForCausalLM:
+def make_model(tokenizer: PreTrainedTokenizerFast, hidden: int = HIDDEN, layers: int = LAYERS) -> Qwen2ForCausalLM:
     """A small Qwen2 with tied embeddings, initialized from the current torch seed, greedy by default."""
     pad, eos = tokenizer.pad_token_id, tokenizer.eos_token_id
     config = Qwen2Config(
-        vocab_size=len(tokenizer), hidden_size=HIDDEN, intermediate_size=INTERMEDIATE, num_hidden_layers=LAYERS,
+        vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=4 * hidden, num_hidden_layers=layers,
         num_attention_heads=HEADS, num_key_value_heads=KV_HEADS, max_position_embeddings=MAX_POSITIONS,
         tie_word_embeddings=True, bos_token_id=pad, eos_token_id=eos, pad_token_id=pad,
     )
@@ -181,3 +181,17 @@ def build_tiny_model(out_dir, seed: int = 0, log=print) -> dict:
     log(f"tiny-model saved to {out}: {facts['parameters']} parameters, {steps} steps, "
         f"val acc {val_acc:.3f}, test acc {test_acc:.3f}, {facts['seconds']} s")
     return facts
+
+
+def build_random_model(out_dir, hidden: int, layers: int, seed: int = 0) -> dict:
+    """The tiny model's tokenizer and architecture at another size, random weights (for scaling and benchmarks)."""
+    torch.manual_seed(seed)
+    tokenizer = make_tokenizer()
+    model = make_model(tokenizer, hidden, layers)
+    out = Path(out_dir).expanduser().resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    atomic.replace_dir(tmp, out)
+    return {"hidden": hidden, "layers": layers, "parameters": sum(p.numel() for p in model.parameters())}

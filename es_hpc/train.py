@@ -181,24 +181,29 @@ def _run(cfg: Config, out_dir: Path, resume: bool, comm, cleanup: ExitStack) -> 
         evaluate(0)
     N = cfg.es.population
     for t in range(start, cfg.train.iterations):
+        sent = comm.bytes_sent  # what this iteration hands to collectives (evaluations excluded)
         if cfg.train.checksum_every and t % cfg.train.checksum_every == 0:
             check_consistency(comm, perturbed, t)
         timer = PhaseTimer()
         rng = prompt_rng(cfg.es.seed, t)
-        rows = [train_rows[i] for i in rng.choice(len(train_rows), cfg.train.prompts_per_iteration, replace=False)]
+        prompt_ids = rng.choice(len(train_rows), cfg.train.prompts_per_iteration, replace=False)
+        rows = [train_rows[i] for i in prompt_ids]
         batch = backend.encode([task.prompt(r) for r in rows])
         seeds, signs = member_seeds(cfg.es.seed, t, N, cfg.es.antithetic)
         drift_check = is_root and cfg.train.drift_every and t % cfg.train.drift_every == 0
         if drift_check:  # the unperturbed reward, re-measured below after this rank's perturb/restore cycles
             before = evaluator.local_rewards(rows, batch).mean()
         rewards, tokens = np.zeros(N), 0
+        bits = np.zeros((N, (len(rows) + 7) // 8), dtype=np.uint8)  # per-prompt 0/1 rewards, packed
         for k in comm.owned(N):
             with timer("perturb"):
                 perturbed.perturb(int(seeds[k]), float(signs[k]) * cfg.es.sigma)
             with timer("generate"):
                 texts, n_tok = evaluator.generate(batch)
             with timer("score"):
-                rewards[k] = evaluator.score(texts, rows).mean()
+                per_prompt = evaluator.score(texts, rows)
+                rewards[k] = per_prompt.mean()
+                bits[k] = np.packbits(per_prompt >= 0.5)
             with timer("restore"):
                 perturbed.restore()
             tokens += n_tok
@@ -207,6 +212,7 @@ def _run(cfg: Config, out_dir: Path, resume: bool, comm, cleanup: ExitStack) -> 
         with timer("exchange"):
             summed = comm.allreduce_sum(np.concatenate([rewards, [tokens, stop.signal > 0]]))
             rewards, tokens, stop_votes = summed[:N], int(summed[N]), summed[N + 1]
+            bits = comm.reduce_sum_root(bits)  # to rank 0 only: each member's row is non-zero on one rank
         with timer("update"):
             coef = coefficients(rewards, signs, sigma=cfg.es.sigma, alpha=cfg.es.alpha,
                                 shaping=cfg.es.shaping, update_form=cfg.es.update_form)
@@ -216,6 +222,7 @@ def _run(cfg: Config, out_dir: Path, resume: bool, comm, cleanup: ExitStack) -> 
             log.append("train", {
                 "iteration": np.int64(t), "seeds": seeds, "signs": signs, "rewards": rewards.astype(np.float32),
                 "sigma": np.float32(cfg.es.sigma), "alpha": np.float32(cfg.es.alpha), "tokens": np.int64(tokens),
+                "prompt_ids": prompt_ids, "prompt_bits": bits, "comm_bytes": np.int64(comm.bytes_sent - sent),
                 "baseline_drift": np.float32(drift), "wall": np.float64(state["wall"] + time.perf_counter() - t_start),
                 **{f"time/{p}": np.float32(v) for p, v in timer.seconds.items()},
             })

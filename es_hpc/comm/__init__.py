@@ -23,13 +23,16 @@ def _int(env: Mapping[str, str], name: str) -> int:
 
 
 def detect(env: Mapping[str, str] = os.environ) -> str:
-    """What "auto" means here: torch under torchrun, mpi under an MPI launcher with >1 rank, else local."""
+    """What "auto" means here: torch under torchrun, mpi under an MPI launcher with >1 rank, torch for a plain
+    multi-task srun step, else local."""
     if "TORCHELASTIC_RUN_ID" in env or (_int(env, "WORLD_SIZE") > 1 and "MASTER_ADDR" in env):
         return "torch"
     size = max(_int(env, name) for name in MPI_SIZE_VARS)
     if "PMIX_RANK" in env:
         size = max(size, _int(env, "SLURM_STEP_NUM_TASKS") or _int(env, "SLURM_NTASKS"))
-    return "mpi" if size > 1 else "local"
+    if size > 1:
+        return "mpi"
+    return "torch" if _int(env, "SLURM_STEP_NUM_TASKS") > 1 else "local"  # srun without PMI: torch from SLURM_*
 
 
 def make(backend: str = "auto") -> Communicator:

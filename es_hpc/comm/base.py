@@ -5,15 +5,36 @@ import numpy as np
 
 
 class Communicator:
-    """rank / world size plus a sum all-reduce of small float64 vectors."""
+    """rank / world size plus sum reductions of small vectors; counts the bytes it is handed."""
 
     name = "base"
     rank = 0
     world_size = 1
     local_rank = 0
     local_world_size = 1
+    bytes_sent = 0  # payload bytes passed to collectives so far (0 for a single process)
 
     def allreduce_sum(self, x: np.ndarray) -> np.ndarray:
+        """Element-wise float64 sum over ranks, returned on every rank."""
+        buf = np.array(x, dtype=np.float64)  # a contiguous copy, reduced in place
+        self._count(buf)
+        return self._allreduce(buf)
+
+    def reduce_sum_root(self, x: np.ndarray) -> np.ndarray | None:
+        """Element-wise sum over ranks (dtype kept) delivered to rank 0 only; the others get None."""
+        buf = np.array(x)
+        self._count(buf)
+        out = self._reduce_root(buf)
+        return out if self.rank == 0 else None
+
+    def _count(self, buf: np.ndarray) -> None:
+        if self.world_size > 1:
+            self.bytes_sent += buf.nbytes
+
+    def _allreduce(self, buf: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _reduce_root(self, buf: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
     def barrier(self) -> None:
@@ -32,8 +53,11 @@ class LocalComm(Communicator):
 
     name = "local"
 
-    def allreduce_sum(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(x, dtype=np.float64).copy()
+    def _allreduce(self, buf: np.ndarray) -> np.ndarray:
+        return buf
+
+    def _reduce_root(self, buf: np.ndarray) -> np.ndarray:
+        return buf
 
     def barrier(self) -> None:
         pass

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from ..config import ConfigError
 from .base import Communicator
 
 
@@ -61,7 +62,7 @@ class TorchDistComm(Communicator):
             os.environ.update(slurm_env(os.environ))
         for var in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
             if var not in os.environ:
-                raise RuntimeError(f"dist.backend torch: environment variable {var} is not set "
+                raise ConfigError(f"dist.backend torch: environment variable {var} is not set "
                                    "(launch with torchrun, or with srun under Slurm)")
         self.rank = int(os.environ["RANK"])
         self.world_size = int(os.environ["WORLD_SIZE"])
@@ -73,9 +74,14 @@ class TorchDistComm(Communicator):
         self.device = torch.device("cuda", self.local_rank) if use_nccl else torch.device("cpu")
         dist.init_process_group("nccl" if use_nccl else "gloo", timeout=datetime.timedelta(seconds=timeout_s))
 
-    def allreduce_sum(self, x: np.ndarray) -> np.ndarray:
-        t = torch.as_tensor(np.asarray(x, dtype=np.float64), device=self.device).clone()
+    def _allreduce(self, buf: np.ndarray) -> np.ndarray:
+        t = torch.from_numpy(buf).to(self.device)
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        return t.cpu().numpy()
+
+    def _reduce_root(self, buf: np.ndarray) -> np.ndarray:
+        t = torch.from_numpy(buf).to(self.device)
+        dist.reduce(t, dst=0, op=dist.ReduceOp.SUM)
         return t.cpu().numpy()
 
     def barrier(self) -> None:

@@ -36,6 +36,10 @@ def test_log_schema(two_iter_run):
         assert np.all((t["rewards"][:] >= 0) & (t["rewards"][:] <= 1))
         assert t["sigma"][:].tolist() == pytest.approx([3e-3, 3e-3])
         assert np.all(t["tokens"][:] > 0)
+        assert t["prompt_ids"].shape == (2, 8) and t["prompt_bits"].shape == (2, 4, 1)
+        per_prompt = np.unpackbits(t["prompt_bits"][:], axis=2)[:, :, :8]
+        assert np.array_equal(per_prompt.mean(2).astype(np.float32), t["rewards"][:])
+        assert t["comm_bytes"][:].tolist() == [0, 0]  # one process communicates nothing
         assert t["baseline_drift"][:].tolist() == [0.0, 0.0]
         for phase in ("perturb", "generate", "score", "restore", "exchange", "update"):
             assert t[f"time/{phase}"].shape == (2,)
