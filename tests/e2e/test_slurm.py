@@ -66,7 +66,7 @@ class Slurm:
 
 
 @pytest.fixture(scope="module")
-def slurm(tmp_path_factory):
+def slurm():
     missing = [c for c in ("sbatch", "scontrol", "slurmctld", "slurmd", "munged") if not shutil.which(c, path=SBIN)]
     if missing:
         why = f"Slurm is not installed (no {', '.join(missing)}): bash tests/infra/slurm_cluster.sh install"
