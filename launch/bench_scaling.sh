@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Scaling benchmark: the tiny default with 1 and 2 ranks, and a 16.8M-parameter random model of the same
+# Scaling benchmark: the tiny default with 1 and 2 ranks, and a 3.3M-parameter random model of the same
 # architecture with 1 and 2 ranks, then the table (s/iteration, speed-up, bytes communicated per iteration).
 #   bash launch/bench_scaling.sh [ITERATIONS]      (default 20; evaluation and checkpoints off)
 set -euo pipefail
@@ -7,8 +7,8 @@ set -euo pipefail
 tiny_model
 ITERS=${1:-20}
 OUT=${OUT:-runs/bench-scaling-$(date +%Y%m%d-%H%M%S)}
-BIG=${BIG:-.cache/random-h512}
-[ -f "$BIG/config.json" ] || python -m es_hpc make-random-model --out "$BIG" --hidden 512 --layers 4 > /dev/null
+BIG=${BIG:-.cache/random-h256}
+[ -f "$BIG/config.json" ] || python -m es_hpc make-random-model --out "$BIG" --hidden 256 --layers 4 > /dev/null
 mkdir -p "$OUT"
 QUIET=(--set train.eval_every=0 --set train.keep_best=false --set train.checkpoint_every=0 --set train.iterations="$ITERS")
 for model in "$ES_HPC_TINY_MODEL" "$BIG"; do
