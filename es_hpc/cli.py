@@ -1,4 +1,4 @@
-"""Command line: `python -m es_hpc SUBCOMMAND` (train, make-tiny-model)."""
+"""Command line: `python -m es_hpc SUBCOMMAND` (train, clss, make-tiny-model, make-random-model)."""
 from __future__ import annotations
 
 import argparse
@@ -17,6 +17,15 @@ def _train(args) -> None:
 
     cfg = config.load(args.config, args.set)
     summary = train.run(cfg, Path(args.out), resume=args.resume)
+    if summary is not None:
+        print(json.dumps({"summary": summary}))
+
+
+def _clss(args) -> None:
+    from . import clss_job, config
+
+    cfg = config.load(args.config, args.set)
+    summary = clss_job.run(cfg, Path(args.checkpoint), Path(args.out))
     if summary is not None:
         print(json.dumps({"summary": summary}))
 
@@ -47,6 +56,12 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a config value")
     t.add_argument("--resume", action="store_true", help="continue from the run directory's latest checkpoint")
     t.set_defaults(func=_train)
+    c = sub.add_parser("clss", help="CLSS probe trajectories from a checkpoint (Algorithm 2 step 1) into HDF5")
+    c.add_argument("--config", required=True, help="YAML config (see configs/tiny_clss.yaml); its clss section")
+    c.add_argument("--checkpoint", required=True, help="save_pretrained directory to probe (replaces model.path)")
+    c.add_argument("--out", required=True, help="output directory; the file is clss.file (fit: python -m analysis.clss)")
+    c.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a config value")
+    c.set_defaults(func=_clss)
     m = sub.add_parser("make-tiny-model", help="build the embedded tiny Qwen2 model and tokenizer (offline)")
     m.add_argument("--out", required=True, help="directory to write (save_pretrained layout)")
     m.add_argument("--seed", type=int, default=0)

@@ -74,6 +74,18 @@ class LogConfig:
 
 
 @dataclass
+class CLSSConfig:
+    """The `clss` probe job (Algorithm 2 step 1): R trajectories of T ES steps from a checkpoint per (alpha, N)."""
+    populations: list = field(default_factory=lambda: [4, 8, 16, 32])  # population sizes N (noise kappa = sigma^2/N)
+    alphas: list = field(default_factory=list)  # step sizes alpha; empty: [es.alpha]
+    seeds: int = 8  # trajectories R per (alpha, N)
+    steps: int = 20  # ES steps T per trajectory
+    prompts_per_step: int = 64  # prompts per step (members and the unperturbed reward share the batch)
+    baseline: bool = True  # subtract the unperturbed reward on the step's batch from the members' rewards
+    file: str = "clss.h5"  # HDF5 file in the output directory (layout: analysis/clss/SCHEMA.md)
+
+
+@dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     task: TaskConfig = field(default_factory=TaskConfig)
@@ -82,6 +94,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     dist: DistConfig = field(default_factory=DistConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    clss: CLSSConfig = field(default_factory=CLSSConfig)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
@@ -170,6 +183,14 @@ def from_json(text: str) -> Config:
     return _build(Config, json.loads(text), "")
 
 
+def _positive_float(value) -> bool:
+    """True for a number > 0, or a string that reads as one (YAML 1.1 reads 1e-3 as a string)."""
+    try:
+        return float(value) > 0
+    except ValueError:
+        return False
+
+
 def validate(cfg: Config) -> None:
     """Check values beyond their types; one ConfigError naming the first bad field."""
     for name, allowed in CHOICES.items():
@@ -189,12 +210,26 @@ def validate(cfg: Config) -> None:
         ("train.checksum_every", cfg.train.checksum_every, False), ("train.threads", cfg.train.threads, False),
         ("generation.batch_size", cfg.generation.batch_size, True),
         ("generation.max_new_tokens", cfg.generation.max_new_tokens, False),
+        ("clss.seeds", cfg.clss.seeds, True), ("clss.steps", cfg.clss.steps, True),
+        ("clss.prompts_per_step", cfg.clss.prompts_per_step, True),
     ]
     for name, value, strict in bounds:
         if not (value > 0 if strict else value >= 0):  # written so that NaN fails too
             raise ConfigError(f"{name}: must be {'>' if strict else '>='} 0, got {value!r}")
     if cfg.es.antithetic and cfg.es.population % 2:
         raise ConfigError(f"es.population: must be even with es.antithetic, got {cfg.es.population}")
+    pops = cfg.clss.populations
+    if not pops or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in pops):
+        raise ConfigError(f"clss.populations: expected a non-empty list of integers > 0, got {pops!r}")
+    if len(set(pops)) != len(pops):
+        raise ConfigError(f"clss.populations: duplicate population sizes in {pops!r}")
+    if cfg.es.antithetic and any(n % 2 for n in pops):
+        raise ConfigError(f"clss.populations: must all be even with es.antithetic, got {pops!r}")
+    alphas = cfg.clss.alphas
+    if not all(isinstance(a, (int, float, str)) and not isinstance(a, bool) and _positive_float(a) for a in alphas):
+        raise ConfigError(f"clss.alphas: expected a list of step sizes > 0 (empty: es.alpha), got {alphas!r}")
+    if len(set(alphas)) != len(alphas):
+        raise ConfigError(f"clss.alphas: duplicate step sizes in {alphas!r}")
     if not cfg.es.params or not all(isinstance(p, str) for p in cfg.es.params):
         raise ConfigError(f"es.params: expected a non-empty list of name patterns, got {cfg.es.params!r}")
     if cfg.train.keep_best and cfg.train.select_split == cfg.train.eval_split:

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import time
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -103,6 +104,63 @@ class Evaluator:
         return float(total / count)
 
 
+@dataclass
+class Job:
+    """What every ES job holds on a rank: the task, the model backend, its perturbed parameters, an evaluator."""
+
+    comm: object
+    task: object
+    backend: HFBackend
+    perturbed: params_mod.PerturbedParams
+    evaluator: Evaluator
+    threads: int
+
+
+def open_job(cfg: Config, comm) -> Job:
+    """Set threads, build the task, load the model (`model.path`) and wrap the parameters ES perturbs."""
+    threads = set_threads(cfg, comm)
+    task = tasks.get(cfg.task.name, **cfg.task.options)
+    backend = HFBackend(cfg.model, pick_device(cfg.model.device, comm.local_rank))
+    perturbed = params_mod.PerturbedParams(
+        params_mod.select(backend.named_parameters(), cfg.es.params), cfg.es.master_device
+    )
+    evaluator = Evaluator(task, backend, comm, cfg.generation.max_new_tokens or task.max_new_tokens,
+                          cfg.generation.batch_size)
+    return Job(comm, task, backend, perturbed, evaluator, threads)
+
+
+def provenance(cfg: Config, job: Job) -> dict:
+    """Root attributes of a job's HDF5 file: the config, versions, commit and scale."""
+    return {
+        "config": cfg.to_json(), "es_hpc_version": __version__, "torch_version": torch.__version__,
+        "transformers_version": transformers.__version__, "python_version": platform.python_version(),
+        "git_commit": git_commit(), "world_size": job.comm.world_size, "comm": job.comm.name,
+        "backend": "transformers", "model": cfg.model.path, "task": cfg.task.name,
+        "perturbed_parameters": job.perturbed.numel, "threads_per_rank": job.threads,
+    }
+
+
+def evaluate_members(job: Job, seeds, signs, sigma: float, batch, rows, timer: PhaseTimer):
+    """This rank's members (k % W == rank): perturb, generate, score, restore. Returns the length-N reward
+    vector (zeros for other ranks' members), their packed per-prompt bits, and the tokens generated."""
+    n = len(seeds)
+    rewards, tokens = np.zeros(n), 0
+    bits = np.zeros((n, (len(rows) + 7) // 8), dtype=np.uint8)  # per-prompt 0/1 rewards, packed
+    for k in job.comm.owned(n):
+        with timer("perturb"):
+            job.perturbed.perturb(int(seeds[k]), float(signs[k]) * sigma)
+        with timer("generate"):
+            texts, n_tok = job.evaluator.generate(batch)
+        with timer("score"):
+            per_prompt = job.evaluator.score(texts, rows)
+            rewards[k] = per_prompt.mean()
+            bits[k] = np.packbits(per_prompt >= 0.5)
+        with timer("restore"):
+            job.perturbed.restore()
+        tokens += n_tok
+    return rewards, bits, tokens
+
+
 def run(cfg: Config, out_dir: Path, resume: bool = False) -> dict | None:
     """Train; rank 0 returns a summary dict, the other ranks None."""
     with ExitStack() as cleanup:  # closes the log and leaves the process group whatever happens
@@ -115,14 +173,8 @@ def _run(cfg: Config, out_dir: Path, resume: bool, comm, cleanup: ExitStack) -> 
     is_root = comm.rank == 0
     stop = StopRequest()  # from here on, a signal stops the job at the next iteration boundary
     say = print if is_root else (lambda *a, **k: None)
-    threads = set_threads(cfg, comm)
-    task = tasks.get(cfg.task.name, **cfg.task.options)
-    backend = HFBackend(cfg.model, pick_device(cfg.model.device, comm.local_rank))
-    perturbed = params_mod.PerturbedParams(
-        params_mod.select(backend.named_parameters(), cfg.es.params), cfg.es.master_device
-    )
-    max_new = cfg.generation.max_new_tokens or task.max_new_tokens
-    evaluator = Evaluator(task, backend, comm, max_new, cfg.generation.batch_size)
+    job = open_job(cfg, comm)
+    task, backend, perturbed, evaluator, threads = job.task, job.backend, job.perturbed, job.evaluator, job.threads
     train_rows = task.rows("train")
     eval_rows = task.rows(cfg.train.eval_split)[: cfg.train.eval_prompts or None]
     select_rows = task.rows(cfg.train.select_split)[: cfg.train.eval_prompts or None] if cfg.train.keep_best else []
@@ -139,14 +191,7 @@ def _run(cfg: Config, out_dir: Path, resume: bool, comm, cleanup: ExitStack) -> 
     start = state["iteration"]
     log = None
     if is_root:
-        attrs = {
-            "config": cfg.to_json(), "es_hpc_version": __version__, "torch_version": torch.__version__,
-            "transformers_version": transformers.__version__, "python_version": platform.python_version(),
-            "git_commit": git_commit(), "world_size": comm.world_size, "comm": comm.name,
-            "backend": "transformers", "model": cfg.model.path, "task": cfg.task.name,
-            "perturbed_parameters": perturbed.numel, "threads_per_rank": threads,
-        }
-        log = H5Log(out_dir / cfg.log.file, attrs, resume_iteration=start if resume else None)
+        log = H5Log(out_dir / cfg.log.file, provenance(cfg, job), resume_iteration=start if resume else None)
         cleanup.callback(log.close)
     say(f"es_hpc train: {comm.world_size} rank(s) x {threads} thread(s), {perturbed.numel:,} perturbed parameters, "
         f"N={cfg.es.population} sigma={cfg.es.sigma} alpha={cfg.es.alpha}, P={cfg.train.prompts_per_iteration}")
@@ -193,20 +238,7 @@ def _run(cfg: Config, out_dir: Path, resume: bool, comm, cleanup: ExitStack) -> 
         drift_check = is_root and cfg.train.drift_every and t % cfg.train.drift_every == 0
         if drift_check:  # the unperturbed reward, re-measured below after this rank's perturb/restore cycles
             before = evaluator.local_rewards(rows, batch).mean()
-        rewards, tokens = np.zeros(N), 0
-        bits = np.zeros((N, (len(rows) + 7) // 8), dtype=np.uint8)  # per-prompt 0/1 rewards, packed
-        for k in comm.owned(N):
-            with timer("perturb"):
-                perturbed.perturb(int(seeds[k]), float(signs[k]) * cfg.es.sigma)
-            with timer("generate"):
-                texts, n_tok = evaluator.generate(batch)
-            with timer("score"):
-                per_prompt = evaluator.score(texts, rows)
-                rewards[k] = per_prompt.mean()
-                bits[k] = np.packbits(per_prompt >= 0.5)
-            with timer("restore"):
-                perturbed.restore()
-            tokens += n_tok
+        rewards, bits, tokens = evaluate_members(job, seeds, signs, cfg.es.sigma, batch, rows, timer)
         drift = evaluator.local_rewards(rows, batch).mean() - before if drift_check else np.nan
 
         with timer("exchange"):

@@ -1,0 +1,70 @@
+"""End to end: the clss probe job on the tiny model writes analysis/clss/SCHEMA.md's layout, and analysis.clss reads it."""
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+from helpers import REPO, run
+
+CONFIG = REPO / "configs" / "tiny_clss.yaml"
+# T = 4 steps: analysis.clss's default tail window T // 4 must be >= 1.
+SMALL = ["clss.populations=[2, 4]", "clss.seeds=2", "clss.steps=4", "clss.prompts_per_step=8"]
+
+
+def clss_cmd(model_dir, out, sets=()):
+    cmd = ["-m", "es_hpc", "clss", "--config", str(CONFIG), "--checkpoint", str(model_dir), "--out", str(out)]
+    for s in [*SMALL, *sets]:
+        cmd += ["--set", s]
+    return cmd
+
+
+@pytest.fixture(scope="module")
+def probe_run(tiny_model_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("clss") / "c"
+    proc = run(clss_cmd(tiny_model_dir, out))
+    return out, proc
+
+
+def test_clss_file_schema(probe_run, tiny_model_dir):
+    out, proc = probe_run
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])["summary"]
+    assert summary["trajectories"] == 4
+    with h5py.File(out / "clss.h5", "r") as f:
+        cfg = json.loads(f.attrs["config"])
+        assert cfg["clss"]["populations"] == [2, 4] and cfg["model"]["path"] == str(tiny_model_dir)
+        for key in ("es_hpc_version", "torch_version", "transformers_version", "git_commit"):
+            assert f.attrs[key]
+        assert f.attrs["world_size"] == 1 and f.attrs["perturbed_parameters"] > 0
+        assert sorted(f["clss"]) == ["N2", "N4"]
+        for n in (2, 4):
+            g = f[f"clss/N{n}"]
+            assert g.attrs["population"] == n
+            assert g.attrs["sigma"] == pytest.approx(3e-3) and g.attrs["alpha"] == pytest.approx(3e-3)
+            rewards, distance = g["rewards"][()], g["distance"][()]
+            assert rewards.shape == distance.shape == (2, 4)
+            assert rewards.dtype == distance.dtype == np.float32
+            assert np.all((rewards >= 0) & (rewards <= 1))
+            # theta_0 = theta* (distance 0, not stored); a step moves away unless all members tied (zscore: no
+            # move), and in ~1e6 dimensions successive steps are nearly orthogonal, so the distance only grows
+            assert np.all(distance >= 0) and np.all(np.diff(distance, axis=1) >= -1e-3 * distance[:, 1:])
+            assert np.all(distance[:, -1] > 0)
+            assert g["trajectory_seed"][0] != g["trajectory_seed"][1]  # independent trajectories
+
+
+def test_analysis_reads_it(probe_run):
+    out, _ = probe_run
+    proc = run(["-m", "analysis.clss", str(out / "clss.h5"), "--json"], check=False)
+    assert proc.returncode in (0, 1), proc.stderr
+    result = json.loads(proc.stdout)
+    assert {"ok", "reason", "alpha", "d_eff"} <= set(result)
+    assert result["ok"] == (proc.returncode == 0)
+    if not result["ok"]:
+        assert result["reason"]
+
+
+def test_bad_clss_config_is_one_line(tiny_model_dir, tmp_path):
+    proc = run(clss_cmd(tiny_model_dir, tmp_path / "x", ["clss.populations=[4, 0]"]), check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == ["error: clss.populations: expected a non-empty list of integers > 0, "
+                                                "got [4, 0]"]
