@@ -136,6 +136,7 @@ def _run(cfg: Config, checkpoint_dir: Path, out_dir: Path, comm, cleanup: ExitSt
             summary.append({"alpha": alpha, "population": N, "final_reward": float(rewards[:, -1].mean()),
                             "max_distance": float(dist.max())})
     perturbed.load_state_dict(origin_state)
+    comm.barrier()  # leave together, as train does
     if not is_root:
         return None
     return {"file": str(out_dir / c.file), "trajectories": len(alphas) * len(c.populations) * R,
