@@ -268,7 +268,7 @@ def _run(cfg: Config, out_dir: Path, resume: bool, comm, cleanup: ExitStack) -> 
             comm.barrier()  # rank 0's checkpoint is complete before anyone exits
             raise Preempted(f"stopped by a signal after iteration {t}; checkpoint iter_{u:06d} written; "
                             "continue with --resume")
-    comm.barrier()  # leave together: a rank leaving the group while rank 0 still writes can abort in gloo
+    comm.barrier()  # leave together, once rank 0 has written the final checkpoint
     if not is_root:
         return None
     return {"iterations": cfg.train.iterations, "best_iteration": state["best_iteration"],
