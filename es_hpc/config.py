@@ -39,10 +39,13 @@ class ESConfig:
     update_form: str = "eq1"  # eq1: alpha/(N sigma) sum w eps (paper Eq. 1) | qiu: alpha/N sum w eps
     params: list = field(default_factory=lambda: ["*"])  # fnmatch patterns of perturbed parameter names
     master_device: str = "same"  # where the fp32 master copy lives: same (as the model) | cpu
+    perturbation: str = "full"  # full: isotropic Gaussian (the paper) | lowrank: sigma A B^T / sqrt(r) per matrix
+    rank: int = 1  # r of es.perturbation: lowrank
 
 
 @dataclass
 class GenerationConfig:
+    backend: str = "transformers"  # transformers | vllm (imported lazily; see README)
     max_new_tokens: int = 0  # 0: the task's own hint
     batch_size: int = 256  # prompts per generate call
 
@@ -86,6 +89,34 @@ class CLSSConfig:
 
 
 @dataclass
+class ProbeConfig:
+    """The `probe` job (Appendix G): S batches of M candidates per sigma on a fixed pool of P prompts."""
+    sigmas: list = field(default_factory=lambda: [3e-4, 1e-3, 3e-3])  # perturbation scales (G.4)
+    batches: int = 2  # S independent perturbation batches per sigma (G.4, G.6)
+    candidates: int = 240  # M candidates per batch
+    pool_size: int = 320  # P prompts of the fixed evaluation pool (G.3)
+    pool_seed: int = 0  # deterministic shuffle that picks the pool (G.3)
+    split: str = "train"  # split the pool is drawn from (G.2 probes the training splits)
+    base_seed: int = 1234  # candidate seeds: independent streams of this base seed per (sigma, batch) (G.4)
+    drift_every: int = 24  # re-measure the unperturbed reward every K candidates per rank (0: never)
+    file: str = "probe.h5"  # HDF5 file in the output directory (layout: README, probe/ group)
+
+
+@dataclass
+class SLQConfig:
+    """The `slq` job (Algorithm 3, Appendix G.10): Lanczos over a curvature operator of the model."""
+    operator: str = "hvp"  # hvp: autograd Hessian of the cross-entropy surrogate | stein: Hessian of J_sigma
+    probes: int = 8  # Hutchinson probe vectors, spread over ranks
+    steps: int = 30  # Lanczos steps m per probe
+    seed: int = 0  # probe vectors
+    prompts: int = 64  # prompt set of the surrogate / of J in the Stein estimator (fixed pool, pool_seed)
+    pool_seed: int = 0
+    split: str = "train"
+    candidates: int = 64  # M perturbations of the Stein estimator
+    file: str = "slq.h5"  # HDF5 file in the output directory
+
+
+@dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     task: TaskConfig = field(default_factory=TaskConfig)
@@ -95,6 +126,8 @@ class Config:
     dist: DistConfig = field(default_factory=DistConfig)
     log: LogConfig = field(default_factory=LogConfig)
     clss: CLSSConfig = field(default_factory=CLSSConfig)
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+    slq: SLQConfig = field(default_factory=SLQConfig)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
@@ -109,6 +142,11 @@ CHOICES = {
     "train.eval_split": ("train", "val", "test"),
     "train.select_split": ("train", "val", "test"),
     "dist.backend": ("auto", "local", "torch", "mpi"),
+    "es.perturbation": ("full", "lowrank"),
+    "generation.backend": ("transformers", "vllm"),
+    "probe.split": ("train", "val", "test"),
+    "slq.operator": ("hvp", "stein"),
+    "slq.split": ("train", "val", "test"),
 }
 
 
@@ -212,6 +250,13 @@ def validate(cfg: Config) -> None:
         ("generation.max_new_tokens", cfg.generation.max_new_tokens, False),
         ("clss.seeds", cfg.clss.seeds, True), ("clss.steps", cfg.clss.steps, True),
         ("clss.prompts_per_step", cfg.clss.prompts_per_step, True),
+        ("es.rank", cfg.es.rank, True),
+        ("probe.batches", cfg.probe.batches, True), ("probe.candidates", cfg.probe.candidates, True),
+        ("probe.pool_size", cfg.probe.pool_size, True), ("probe.pool_seed", cfg.probe.pool_seed, False),
+        ("probe.base_seed", cfg.probe.base_seed, False), ("probe.drift_every", cfg.probe.drift_every, False),
+        ("slq.probes", cfg.slq.probes, True), ("slq.steps", cfg.slq.steps, True), ("slq.seed", cfg.slq.seed, False),
+        ("slq.prompts", cfg.slq.prompts, True), ("slq.pool_seed", cfg.slq.pool_seed, False),
+        ("slq.candidates", cfg.slq.candidates, True),
     ]
     for name, value, strict in bounds:
         if not (value > 0 if strict else value >= 0):  # written so that NaN fails too
@@ -230,6 +275,11 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"clss.alphas: expected a list of step sizes > 0 (empty: es.alpha), got {alphas!r}")
     if len(set(alphas)) != len(alphas):
         raise ConfigError(f"clss.alphas: duplicate step sizes in {alphas!r}")
+    sig = cfg.probe.sigmas
+    if not sig or not all(isinstance(a, (int, float, str)) and not isinstance(a, bool) and _positive_float(a) for a in sig):
+        raise ConfigError(f"probe.sigmas: expected a non-empty list of perturbation scales > 0, got {sig!r}")
+    if len(set(float(a) for a in sig)) != len(sig):
+        raise ConfigError(f"probe.sigmas: duplicate values in {sig!r}")
     if not cfg.es.params or not all(isinstance(p, str) for p in cfg.es.params):
         raise ConfigError(f"es.params: expected a non-empty list of name patterns, got {cfg.es.params!r}")
     if cfg.train.keep_best and cfg.train.select_split == cfg.train.eval_split:

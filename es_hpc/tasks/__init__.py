@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .arithmetic import Arithmetic
-from .base import SPLITS, Task
+from .base import SPLITS, Task, fixed_pool
 
 TASKS: dict[str, type[Task]] = {"arithmetic": Arithmetic}
 
@@ -14,4 +14,4 @@ def get(name: str, **options) -> Task:
     return TASKS[name](**options)
 
 
-__all__ = ["SPLITS", "TASKS", "Task", "get"]
+__all__ = ["SPLITS", "TASKS", "Task", "fixed_pool", "get"]

@@ -1,6 +1,8 @@
 """What ES optimizes: a task is prompts split train/val/test plus a verifiable reward on completions."""
 from __future__ import annotations
 
+import numpy as np
+
 SPLITS = ("train", "val", "test")
 
 
@@ -8,6 +10,15 @@ def check_split(split: str) -> None:
     """Fail with one line naming the split, so a typo in a config never silently selects nothing."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; known splits: {', '.join(SPLITS)}")
+
+
+def fixed_pool(rows: list[dict], size: int, pool_seed: int) -> list[dict]:
+    """The paper's fixed evaluation pool (Appendix G.3): the first `size` rows after a deterministic shuffle
+    with `pool_seed`; the same rows on every rank, run and model size."""
+    if size > len(rows):
+        raise ValueError(f"pool of {size} prompts requested but the split has only {len(rows)} rows")
+    order = np.random.default_rng(pool_seed).permutation(len(rows))
+    return [rows[i] for i in order[:size].tolist()]
 
 
 class Task:
