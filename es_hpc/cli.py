@@ -1,4 +1,4 @@
-"""Command line: `python -m es_hpc SUBCOMMAND` (train, clss, make-tiny-model, make-random-model)."""
+"""Command line: `python -m es_hpc SUBCOMMAND` (train, probe, clss, slq, bench, make-tiny-model, make-random-model)."""
 from __future__ import annotations
 
 import argparse
@@ -28,6 +28,32 @@ def _clss(args) -> None:
     summary = clss_job.run(cfg, Path(args.checkpoint), Path(args.out))
     if summary is not None:
         print(json.dumps({"summary": summary}))
+
+
+def _probe(args) -> None:
+    from . import config, probe_job
+
+    cfg = config.load(args.config, args.set)
+    summary = probe_job.run(cfg, Path(args.out))
+    if summary is not None:
+        print(json.dumps({"summary": summary}))
+
+
+def _slq(args) -> None:
+    from . import config, slq_job
+
+    cfg = config.load(args.config, args.set)
+    summary = slq_job.run(cfg, Path(args.checkpoint), Path(args.out))
+    if summary is not None:
+        print(json.dumps({"summary": summary}))
+
+
+def _bench(args) -> None:
+    from . import bench, config
+
+    cfg = config.load(args.config, args.set)
+    report = bench.run(cfg, reduced=args.reduced)
+    print(json.dumps(report, indent=None if args.json else 2))
 
 
 def _make_tiny_model(args) -> None:
@@ -62,6 +88,23 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--out", required=True, help="output directory; the file is clss.file (fit: python -m analysis.clss)")
     c.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a config value")
     c.set_defaults(func=_clss)
+    pr = sub.add_parser("probe", help="reward probe (Appendix G): candidates per sigma on a fixed pool into HDF5")
+    pr.add_argument("--config", required=True, help="YAML config (see configs/tiny_probe.yaml); its probe section")
+    pr.add_argument("--out", required=True, help="output directory; reruns resume (analysis: python -m analysis.best_of_n)")
+    pr.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a config value")
+    pr.set_defaults(func=_probe)
+    s = sub.add_parser("slq", help="Lanczos over a curvature operator of the model (Algorithm 3) into HDF5")
+    s.add_argument("--config", required=True, help="YAML config (see configs/tiny_slq.yaml); its slq section")
+    s.add_argument("--checkpoint", required=True, help="save_pretrained directory to analyse (replaces model.path)")
+    s.add_argument("--out", required=True, help="output directory; the file is slq.file (analysis: python -m analysis.slq)")
+    s.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a config value")
+    s.set_defaults(func=_slq)
+    b = sub.add_parser("bench", help="cost of an ES iteration against generation alone, phase by phase")
+    b.add_argument("--config", required=True, help="YAML config (see configs/tiny.yaml)")
+    b.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a config value")
+    b.add_argument("--json", action="store_true", help="one line of JSON")
+    b.add_argument("--reduced", action="store_true", help="a small, fast measurement (CI checks its keys)")
+    b.set_defaults(func=_bench)
     m = sub.add_parser("make-tiny-model", help="build the embedded tiny Qwen2 model and tokenizer (offline)")
     m.add_argument("--out", required=True, help="directory to write (save_pretrained layout)")
     m.add_argument("--seed", type=int, default=0)

@@ -25,7 +25,11 @@ class PerturbedParams:
     back, and the update goes into the master, so restore is bit-exact in any dtype (DESIGN.md).
     """
 
-    def __init__(self, selected: list[tuple[int, str, torch.Tensor]], master_device: str = "same"):
+    def __init__(self, selected: list[tuple[int, str, torch.Tensor]], master_device: str = "same",
+                 on_change=None):
+        """on_change(names, working), when given, is called after every write of the working tensors: a backend
+        whose weights live elsewhere (a vLLM engine) pushes them there."""
+        self.on_change = on_change or (lambda names, working: None)
         self.indices = [i for i, _, _ in selected]
         self.names = [n for _, n, _ in selected]
         self.working = [p.data for _, _, p in selected]
@@ -44,12 +48,14 @@ class PerturbedParams:
         for i, w, m in zip(self.indices, self.working, self.masters):
             eps = self.noise.draw(member_seed, i, m.shape)
             w.copy_(eps.mul_(scale).add_(m))
+        self.on_change(self.names, self.working)
 
     @torch.no_grad()
     def restore(self) -> None:
         """theta <- master, exactly."""
         for w, m in zip(self.working, self.masters):
             w.copy_(m)
+        self.on_change(self.names, self.working)
 
     @torch.no_grad()
     def update(self, seeds: np.ndarray, coefficients: np.ndarray) -> None:
@@ -63,6 +69,7 @@ class PerturbedParams:
                     acc.add_(self.noise.draw(int(seed), i, m.shape), alpha=float(c))
             m.add_(acc)
             w.copy_(m)
+        self.on_change(self.names, self.working)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """The fp32 masters by parameter name (what a checkpoint needs to resume bit-exactly)."""
@@ -77,6 +84,7 @@ class PerturbedParams:
         for n, w, m in zip(self.names, self.working, self.masters):
             m.copy_(tensors[n].to(torch.float32))
             w.copy_(m)
+        self.on_change(self.names, self.working)
 
     @torch.no_grad()
     def checksum(self) -> int:
