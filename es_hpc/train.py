@@ -16,7 +16,7 @@ import transformers
 
 from . import __version__, checkpoint, comm as comm_mod, tasks
 from .backends.hf import HFBackend, pick_device
-from .config import Config
+from .config import Config, ConfigError
 from .core import params as params_mod
 from .core.seeds import member_seeds, prompt_rng
 from .core.update import coefficients
@@ -178,6 +178,9 @@ def _run(cfg: Config, out_dir: Path, resume: bool, comm, cleanup: ExitStack) -> 
     train_rows = task.rows("train")
     eval_rows = task.rows(cfg.train.eval_split)[: cfg.train.eval_prompts or None]
     select_rows = task.rows(cfg.train.select_split)[: cfg.train.eval_prompts or None] if cfg.train.keep_best else []
+    if cfg.train.prompts_per_iteration > len(train_rows):
+        raise ConfigError(f"train.prompts_per_iteration: {cfg.train.prompts_per_iteration} exceeds the "
+                          f"{len(train_rows)} rows of the train split")
     out_dir.mkdir(parents=True, exist_ok=True)
 
     state = {"iteration": 0, "best_reward": None, "best_iteration": None, "wall": 0.0}

@@ -12,6 +12,7 @@ from helpers import run, train_cmd
     ("es.sigmaa=0.1", "es.sigmaa: unknown key"),
     ("train.iterations=ten", "train.iterations: expected int"),
     ("model.path=./no/such/model", "model.path: no model at no/such/model"),
+    ("train.prompts_per_iteration=100000", "train.prompts_per_iteration: 100000 exceeds the 9000 rows"),
 ])
 def test_bad_config_one_line_exit_2(tiny_model_dir, tmp_path, override, message):
     sets = [override, "es.population=5"] if "antithetic" in override else [override]
