@@ -98,6 +98,7 @@ def _run(cfg: Config, checkpoint_dir: Path, out_dir: Path, comm, cleanup: ExitSt
                     g.create_dataset(key, data=np.full((R, T), np.nan, dtype=np.float32))
                 g.create_dataset("start_reward", data=np.full(R, np.nan, dtype=np.float32))
                 g.create_dataset("wall", data=np.full(R, np.nan))
+                f.flush()  # a job stopped before this population's first trajectory still shows it (all NaN)
             for r in range(R):
                 t0 = time.perf_counter()
                 perturbed.load_state_dict(origin_state)  # every trajectory starts at theta*

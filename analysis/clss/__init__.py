@@ -45,6 +45,18 @@ class Settings:
     min_p: float = 1e-3  # smallest chi^2 p-value of the linear fit
     level: float = 0.95  # confidence level of the d_eff interval
 
+    def __post_init__(self):
+        """Reject thresholds Algorithm 2 cannot run with (ValueError naming the field)."""
+        checks = [("window", self.window is None or self.window >= 1, ">= 1"),
+                  ("r_min", self.r_min >= 2, ">= 2 (a plateau needs a standard error)"),
+                  ("n_fit", self.n_fit is None or self.n_fit >= 2, ">= 2"),
+                  ("min_populations", self.min_populations >= 2, ">= 2 (a slope needs two plateaus)"),
+                  ("min_accept", 0.0 <= self.min_accept <= 1.0, "in [0, 1]"),
+                  ("level", 0.0 < self.level < 1.0, "in (0, 1)")]
+        for name, ok, need in checks:
+            if not ok:
+                raise ValueError(f"{name}: must be {need}, got {getattr(self, name)!r}")
+
 
 @dataclass
 class Plateau:
@@ -151,7 +163,18 @@ def _describe(plateaus):
                      f"{p.unsettled} unsettled, {p.incomplete} incomplete)" for p in plateaus)
 
 
-def _verdict(plateaus, acceptance, slope, drift_slope, drift_se, p_value, settings):
+def _short_horizon(probes, settings):
+    """FAIL reason when a probe set is too short for two tail windows, else None."""
+    for p in probes:
+        steps = np.shape(p.rewards)[1]
+        window = settings.window or steps // 4
+        if 2 * window > steps or window < 1:
+            return (f"N={p.population}: probe horizon T={steps} is too short for two tail windows of w={window} "
+                    f"steps (need 1 <= w and 2 w <= T; the default w is T // 4, so T >= 4)")
+    return None
+
+
+def _verdict(plateaus, acceptance, slope, half, drift_slope, drift_se, p_value, settings):
     """Algorithm 2's acceptance checks; returns "ok" or the reason for FAIL."""
     if acceptance < settings.min_accept:
         return f"acceptance rate {acceptance:.2f} < {settings.min_accept}: {_describe(plateaus)}"
@@ -160,6 +183,9 @@ def _verdict(plateaus, acceptance, slope, drift_slope, drift_se, p_value, settin
                 f"(+- {drift_se / abs(slope):.1%}; allowed {settings.max_drift:.0%})")
     if slope <= 0:
         return f"plateau gap does not grow with kappa (slope {slope:.3g})"
+    if slope - half <= 0:
+        return (f"slope not resolved: S = {slope:.3g} +- {half:.3g} ({settings.level:.0%} interval) includes 0; "
+                f"more seeds, larger N or longer tails are needed")
     if p_value < settings.min_p:
         return f"plateau gap not linear in kappa (p = {p_value:.2g} < {settings.min_p})"
     return "ok"
@@ -171,6 +197,9 @@ def fit(probes, alpha, settings=Settings()):
     Tail settling is tested on the slope too: the mean drift J0 - J1 per population is fitted against
     kappa, and the fit FAILs when that slope exceeds max_drift * S and drift_z standard errors.
     """
+    short = _short_horizon(probes, settings)
+    if short:
+        return Result(False, short, alpha)
     plateaus = sorted((screen(p, settings) for p in probes), key=lambda p: -p.kappa)
     valid = [p for p in plateaus if p.valid]
     acceptance = sum(p.valid_seeds for p in plateaus) / max(sum(p.seeds for p in plateaus), 1)
@@ -188,7 +217,7 @@ def fit(probes, alpha, settings=Settings()):
     p_value = float(stats.chi2.sf(chi2, dof)) if dof > 0 else 1.0
     se *= max(1.0, np.sqrt(chi2 / dof)) if dof > 0 else 1.0
     half = stats.norm.ppf(0.5 + settings.level / 2) * se
-    reason = _verdict(plateaus, acceptance, slope, drift_slope, drift_se, p_value, settings)
+    reason = _verdict(plateaus, acceptance, slope, half, drift_slope, drift_se, p_value, settings)
     return Result(reason == "ok", reason, alpha,
                   d_eff=4.0 * slope / alpha, d_eff_ci=(4.0 * (slope - half) / alpha, 4.0 * (slope + half) / alpha),
                   slope=float(slope), slope_se=float(se), intercept=float(intercept), drift_slope=float(drift_slope),
@@ -203,7 +232,8 @@ def scan(probes_by_alpha, settings=Settings()):
     if passed:
         return passed[0]
     failed = results[-1]
-    failed.reason = " | ".join(f"alpha={r.alpha:g}: {r.reason}" for r in results)
+    if len(results) > 1:
+        failed.reason = " | ".join(f"alpha={r.alpha:g}: {r.reason}" for r in results)
     return failed
 
 

@@ -3,12 +3,14 @@
     python -m analysis.clss FILE [--group clss] [--tau-loc X] [--tau-stat X] [--window W] [--json]
 
 With several step sizes in the file, alphas are tried in ascending order and the first that passes
-is reported (Algorithm 2's outer loop). Exit status 0 on success, 1 on FAIL.
+is reported (Algorithm 2's outer loop). Exit status 0 on success, 1 on FAIL (reason printed), 2 on bad
+input (one-line error: unreadable file, missing group, impossible threshold).
 """
 
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from . import Settings, read_hdf5, scan
 
@@ -36,13 +38,30 @@ def parser():
     return p
 
 
+def _error(message):
+    """One-line error on stderr, exit status 2."""
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
 def main(argv=None):
     """Entry point; returns the exit status."""
     args = parser().parse_args(argv)
-    settings = Settings(window=args.window, tau_loc=args.tau_loc, tau_stat=args.tau_stat, r_min=args.r_min,
-                        n_fit=args.n_fit, min_populations=args.min_populations, min_accept=args.min_accept,
-                        max_drift=args.max_drift, drift_z=args.drift_z, min_p=args.min_p)
-    result = scan(read_hdf5(args.file, args.group), settings)
+    try:
+        settings = Settings(window=args.window, tau_loc=args.tau_loc, tau_stat=args.tau_stat, r_min=args.r_min,
+                            n_fit=args.n_fit, min_populations=args.min_populations, min_accept=args.min_accept,
+                            max_drift=args.max_drift, drift_z=args.drift_z, min_p=args.min_p)
+    except ValueError as error:
+        return _error(str(error))
+    if not Path(args.file).is_file():
+        return _error(f"{args.file}: no such file")
+    try:
+        probes = read_hdf5(args.file, args.group)
+    except (OSError, KeyError) as error:  # not HDF5, no such group or attribute
+        return _error(f"{args.file}: {str(error).strip(chr(39) + chr(34))}")
+    if not probes:
+        return _error(f"{args.file}: no probe sets in group {args.group}/")
+    result = scan(probes, settings)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:

@@ -4,7 +4,7 @@
         CLSS (Algorithm 2) on Eq. 14 probes of a two-block spectrum, compared with Eq. 27;
         exit status 1 when CLSS returns FAIL.
     python -m analysis.toy figures --out DIR
-        Figures 3, 7, 8 and 9 as DIR/figure{3,7,8,9}.png.
+        Figures 3, 7, 8 and 9 as DIR/toy_figure{3,7,8,9}.png (docs/figures holds the committed ones).
 """
 
 import argparse
@@ -63,8 +63,8 @@ def main(argv=None):
             print(path)
         return 0
     from .spectroscopy import two_block_clss
-    settings = clss.Settings(window=args.window, tau_loc=args.tau_loc, tau_stat=args.tau_stat, n_fit=args.n_fit)
     try:
+        settings = clss.Settings(window=args.window, tau_loc=args.tau_loc, tau_stat=args.tau_stat, n_fit=args.n_fit)
         report = two_block_clss(args.dim, args.stiff, args.lam_hi, args.lam_lo, args.alpha, args.sigma,
                                 args.populations, args.seeds, args.steps, args.seed, settings)
     except ValueError as error:

@@ -200,8 +200,8 @@ def _save(fig, path):
 
 
 def write_all(out, seed=0):
-    """Write the four figures into ``out``; returns their paths."""
+    """Write the four figures into ``out`` as toy_figure{3,7,8,9}.png; returns their paths."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    return [figure(out / f"{figure.__name__}.png", rng) for figure in (figure3, figure7, figure8, figure9)]
+    return [figure(out / f"toy_{figure.__name__}.png", rng) for figure in (figure3, figure7, figure8, figure9)]

@@ -96,8 +96,9 @@ def test_scan_returns_first_passing_alpha():
     by_alpha = {0.05: probes(lam, 0.05, 1.0, steps=60), 0.2: probes(lam, 0.2, 1.0), 0.4: probes(lam, 0.4, 1.0)}
     result = clss.scan(by_alpha)
     assert result.ok and result.alpha == 0.2
-    failed = clss.scan({0.05: by_alpha[0.05]})
-    assert not failed.ok and failed.reason.startswith("alpha=0.05: ")
+    failed = clss.scan({0.05: by_alpha[0.05], 0.4: probes(lam, 0.4, 1.0, steps=3)})
+    assert not failed.ok and failed.reason.startswith("alpha=0.05: tails not settled")
+    assert " | alpha=0.4: N=4: probe horizon T=3 is too short" in failed.reason
 
 
 def test_tail_means_are_the_last_two_windows():
@@ -105,3 +106,30 @@ def test_tail_means_are_the_last_two_windows():
     assert (j1[0], j0[0]) == (17.5, 13.5)
     with pytest.raises(ValueError, match="tail window"):
         clss.tail_means(np.zeros((2, 10)), 6)
+
+
+def test_fails_when_slope_interval_includes_zero():
+    """Rewards dominated by measurement noise (std 0.3 per step, 4 seeds): the slope is not resolved."""
+    lam, alpha = cf.two_block_spectrum(16, 4, 1.0, 0.2), 0.2
+    rng = np.random.default_rng(5)
+    noisy = [clss.Probe(p.population, p.sigma, p.rewards + 0.3 * rng.standard_normal(p.rewards.shape))
+             for p in probes(lam, alpha, 0.05, seeds=4)]
+    result = clss.fit(noisy, alpha)
+    assert result.d_eff_ci[0] <= 0 <= result.d_eff_ci[1]
+    assert not result.ok and result.reason.startswith("slope not resolved")
+
+
+@pytest.mark.parametrize("steps", [1, 3])
+def test_fails_on_horizons_too_short_for_the_tail_windows(steps):
+    lam, alpha = cf.two_block_spectrum(16, 4, 1.0, 0.2), 0.2
+    result = clss.fit(probes(lam, alpha, 1.0, steps=steps, seeds=4), alpha)
+    assert not result.ok and f"probe horizon T={steps} is too short" in result.reason
+    assert np.isnan(result.d_eff)
+    explicit = clss.fit(probes(lam, alpha, 1.0, steps=2 * steps, seeds=4), alpha, clss.Settings(window=steps))
+    assert "too short" not in explicit.reason  # an explicit window that fits is accepted
+
+
+@pytest.mark.parametrize("field, value", [("r_min", 1), ("window", 0), ("min_populations", 1), ("level", 1.0)])
+def test_impossible_settings_are_rejected(field, value):
+    with pytest.raises(ValueError, match=f"^{field}: must be"):
+        clss.Settings(**{field: value})

@@ -67,3 +67,21 @@ def test_cli_reports_fail_with_reason(tmp_path, capsys):
     status, report = run([tmp_path / "probe.h5", "--tau-loc", "0.5"], capsys)
     assert status == 1 and not report["ok"]
     assert "non-local" in report["reason"]
+
+
+def test_cli_bad_input_is_one_line_exit_2(tmp_path, capsys):
+    write(tmp_path / "probe.h5", {0.3: toy_probes(0.3, steps=40)})
+    (tmp_path / "text.h5").write_text("not hdf5")
+    cases = [([tmp_path / "missing.h5"], "no such file"), ([tmp_path / "text.h5"], "text.h5: "),
+             ([tmp_path / "probe.h5", "--group", "other"], "probe.h5: "),
+             ([tmp_path / "probe.h5", "--r-min", "1"], "r_min: must be >= 2")]
+    for argv, message in cases:
+        assert main([str(a) for a in argv]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+def test_cli_short_probes_fail_with_reason(tmp_path, capsys):
+    write(tmp_path / "probe.h5", {0.3: toy_probes(0.3, steps=3)})
+    status, report = run([tmp_path / "probe.h5"], capsys)
+    assert status == 1 and "probe horizon T=3 is too short" in report["reason"]

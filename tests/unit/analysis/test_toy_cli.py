@@ -28,6 +28,20 @@ def test_clss_command_recovers_eq27_as_json():
     assert {"slope", "plateaus", "eq19_plateaus", "steps", "runtime_s"} <= set(report)
 
 
+@pytest.mark.parametrize("spectrum", [
+    ["--dim", "24", "--stiff", "2", "--lam-hi", "5", "--lam-lo", "0.3", "--alpha", "0.25", "--sigma", "0.5"],
+    ["--dim", "16", "--stiff", "12", "--lam-hi", "1.5", "--lam-lo", "0.5", "--alpha", "0.6", "--sigma", "2"],
+    ["--dim", "96", "--stiff", "32", "--lam-hi", "0.8", "--lam-lo", "0.15", "--alpha", "0.5", "--sigma", "1"],
+])
+def test_clss_command_recovers_eq27_on_other_spectra(spectrum, capsys):
+    """Two-block spectra unlike Figure 3's (few/many stiff modes, alpha lambda_hi up to 1.25): within 10%."""
+    assert main(["clss", *spectrum, "--seeds", "32", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["d_eff"] == pytest.approx(report["d_eff_eq27"], rel=0.1)
+    lo, hi = report["d_eff_ci"]
+    assert lo < report["d_eff_eq27"] < hi
+
+
 def test_clss_command_fail_status(capsys):
     status = main(["clss", "--dim", "64", "--stiff", "4", "--lam-hi", "1", "--lam-lo", "0.02", "--alpha", "0.1",
                    "--sigma", "1", "--seeds", "32", "--steps", "120"])  # flat modes need ~16 / gamma = 800 steps
