@@ -1,6 +1,7 @@
 """Resolve `model.path` to a local directory or a hub id, with errors that say what to do."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from ..config import ConfigError
@@ -21,3 +22,21 @@ def check(path: str) -> None:
             f"model.path: no model at {p} (no config.json); build the tiny model with "
             f"`python -m es_hpc make-tiny-model --out {path}` or point it at a saved Hugging Face model"
         )
+
+
+def load_error(path: str, exc: Exception) -> ConfigError:
+    """The one-line ConfigError for a model that from_pretrained could not load: what to do about it."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if "trust_remote_code" in str(exc):
+        return ConfigError(f"model.path: {path!r} ships its own model code; set model.trust_remote_code=true "
+                           "only if you trust it")
+    if is_local(path):
+        return ConfigError(f"model.path: cannot load the model in {path} ({first})")
+    from huggingface_hub import constants
+
+    home = os.environ.get("HF_HOME", constants.HF_HOME)
+    return ConfigError(
+        f"model.path: cannot load {path!r} from the hub or its cache ({first}); hub ids are read from the cache "
+        f"under HF_HOME (now {home}): download it there once on a node with network (`hf download {path}`) and "
+        "set HF_HUB_OFFLINE=1 on compute nodes, or set model.path to a local save_pretrained directory"
+    )
