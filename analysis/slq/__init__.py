@@ -21,7 +21,7 @@ from scipy.linalg import eigh_tridiagonal
 from scipy.sparse.linalg import LinearOperator, aslinearoperator
 
 PROBE_DISTS = ("rademacher", "gaussian")
-BREAKDOWN_TOL = 1e-10  # Lanczos stops when beta_j < BREAKDOWN_TOL * (largest |alpha|, beta so far): invariant subspace
+BREAKDOWN_TOL = 1e-10  # Lanczos stops when beta_j <= BREAKDOWN_TOL * (largest |alpha|, beta so far): invariant subspace
 
 
 def as_matvec(a):
@@ -50,7 +50,7 @@ def lanczos(matvec, v0, m: int) -> tuple[np.ndarray, np.ndarray]:
         if j == m - 1:
             break
         beta[j] = np.linalg.norm(w)
-        if beta[j] < BREAKDOWN_TOL * max(np.abs(alpha[: j + 1]).max(), beta[:j].max(initial=0.0)):
+        if beta[j] <= BREAKDOWN_TOL * max(np.abs(alpha[: j + 1]).max(), beta[:j].max(initial=0.0)):
             return alpha[: j + 1], beta[:j]
         q[j + 1] = w / beta[j]
     return alpha, beta
@@ -62,13 +62,15 @@ def gauss_quadrature(alpha, beta) -> tuple[np.ndarray, np.ndarray]:
     return nodes, vectors[0] ** 2
 
 
-def draw_probes(n: int, s: int, seed: int, dist: str = "rademacher") -> np.ndarray:
-    """s Hutchinson probes z_j in R^n with E[z z^T] = I (Alg. 3): i.i.d. Rademacher signs or standard normals."""
-    rng = np.random.default_rng(seed)
+def draw_probe(n: int, seed: int, j: int, dist: str = "rademacher") -> np.ndarray:
+    """Hutchinson probe z_j in R^n with E[z z^T] = I (Alg. 3): i.i.d. Rademacher signs or standard normals.
+
+    Probe j comes from its own stream SeedSequence([seed, j]), so a job can draw only the probes it owns."""
+    rng = np.random.default_rng([seed, j])
     if dist == "rademacher":
-        return rng.choice([-1.0, 1.0], size=(s, n))
+        return rng.choice([-1.0, 1.0], size=n)
     if dist == "gaussian":
-        return rng.standard_normal((s, n))
+        return rng.standard_normal(n)
     raise ValueError(f"probe dist must be one of {PROBE_DISTS}, got {dist!r}")
 
 
@@ -155,7 +157,10 @@ class SLQResult:
 def slq(matvec, n: int, probes: int = 64, steps: int = 80, seed: int = 0, dist: str = "rademacher",
         operator: str = "matvec") -> SLQResult:
     """SLQ of a symmetric n x n operator (Alg. 3): `probes` Hutchinson probes, `steps` Lanczos steps each."""
-    z = draw_probes(n, probes, seed, dist)
-    runs = [lanczos(matvec, zj, steps) for zj in z]
+    runs, norm2 = [], []
+    for j in range(probes):
+        z = draw_probe(n, seed, j, dist)
+        runs.append(lanczos(matvec, z, steps))
+        norm2.append(z @ z)
     return SLQResult(alpha=tuple(a for a, _ in runs), beta=tuple(b for _, b in runs),
-                     probe_norm2=np.einsum("ij,ij->i", z, z), n=n, probe_dist=dist, seed=seed, operator=operator)
+                     probe_norm2=np.array(norm2), n=n, probe_dist=dist, seed=seed, operator=operator)

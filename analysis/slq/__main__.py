@@ -4,8 +4,10 @@
       SLQ of a dense symmetric matrix stored with numpy.save; prints the summaries and the trace's standard error.
   python -m analysis.slq FILE.h5 [FILE.h5 ...] --out DIR [--width W]
       From each file's stored `slq/` group (no matvecs): DIR/density_<i>_<stem>.png, DIR/summaries.png (Figure 17's
-      four panels against a label per file: the root attribute `model`'s last path component, else the file stem;
-      files sharing a label, e.g. seeds of one model, are pooled as mean +- std) and DIR/summaries.json.
+      four panels against a label per file: the root attribute `model`'s last path component, else the file stem,
+      plus the operator kind when stored;
+      files sharing a label, e.g. seeds of one model, are pooled as mean +- std) and DIR/summaries.json (with the
+      exact spectrum's summaries, and its density drawn dashed, for files of the Stein operator).
 """
 from __future__ import annotations
 
@@ -17,8 +19,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from analysis.slq import PROBE_DISTS, SLQResult, density, slq
-from analysis.slq.store import read_slq
+from analysis.slq import PROBE_DISTS, SLQResult, density, slq, summaries
+from analysis.slq.store import read_exact, read_slq
 
 FIGURE17 = (  # (summary key, panel title, transform of the mean): the panels of Figure 17 (a)-(d)
     ("lambda_min", r"(a) $|\lambda_{\min}|$", abs),
@@ -51,8 +53,10 @@ def run_matrix(args) -> None:
 
 
 def file_label(f: h5py.File, path: Path) -> str:
-    """The root attribute `model` (its last path component) or, without one, the file stem."""
-    return Path(str(f.attrs["model"])).name if "model" in f.attrs else path.stem
+    """The root attribute `model` (its last path component) or, without one, the file stem; followed by the
+    operator kind (`slq/@kind`, written by the online job) so that runs of different operators never pool."""
+    label = Path(str(f.attrs["model"])).name if "model" in f.attrs else path.stem
+    return f"{label} {f['slq'].attrs['kind']}" if "kind" in f["slq"].attrs else label
 
 
 def density_curve(result: SLQResult, width: float | None) -> tuple[np.ndarray, np.ndarray, float]:
@@ -73,11 +77,15 @@ def _pyplot():
     return plt
 
 
-def plot_density(grid, rho, title: str, path: Path) -> None:
-    """One spectral density on a log axis (outliers sit orders of magnitude below the bulk)."""
+def plot_density(grid, rho, title: str, path: Path, exact=None) -> None:
+    """One spectral density on a log axis (outliers sit orders of magnitude below the bulk); `exact`, a density of
+    the exact spectrum on the same grid, is drawn dashed beside it."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.semilogy(grid, rho)
+    ax.semilogy(grid, rho, label="SLQ")
+    if exact is not None:
+        ax.semilogy(grid, exact, ls="--", label="exact")
+        ax.legend()
     ax.set_ylim(rho.max() * 1e-6, rho.max() * 2)
     ax.axvline(0.0, color="gray", lw=0.8, ls="--")
     ax.set(xlabel=r"eigenvalue $\lambda$", ylabel="density", title=title)
@@ -118,14 +126,17 @@ def run_files(args) -> None:
     records = []
     for i, path in enumerate(args.files):
         with h5py.File(path, "r") as f:
-            label, result = file_label(f, path), read_slq(f)
+            label, result, exact = file_label(f, path), read_slq(f), read_exact(f)
         grid, rho, width = density_curve(result, args.width)
         png = f"density_{i}_{path.stem}.png"
-        plot_density(grid, rho, f"{label} (width {width:.3g})", args.out / png)
+        plot_density(grid, rho, f"{label} (width {width:.3g})", args.out / png,
+                     None if exact is None else density(*exact, grid, width))
         records.append({"file": str(path), "label": label, "n": result.n, "probes": len(result.alpha),
                         "steps": max(len(a) for a in result.alpha), "probe_dist": result.probe_dist,
                         "operator": result.operator, "seed": result.seed, "width": width, "density_png": png,
                         "summaries": result.summaries()})
+        if exact is not None:  # a Stein run: the exact spectrum of the same operator, for comparison
+            records[-1]["exact_summaries"] = summaries(*exact)
     stats = pooled(records)
     plot_summaries(stats, args.out / "summaries.png")
     report = {"files": records, "labels": stats}

@@ -16,9 +16,10 @@ def _padded(rows, width: int) -> np.ndarray:
 
 
 def write_slq(parent: h5py.Group, result: SLQResult, name: str = "slq") -> h5py.Group:
-    """Write the per-probe tridiagonal coefficients and probe norms as parent/name; nodes and weights are derived."""
+    """Write the per-probe tridiagonal coefficients and probe norms as parent/name (created if absent, as when
+    the online job has already stored its Stein candidates there); nodes and weights are derived."""
     m = max(len(a) for a in result.alpha)
-    g = parent.create_group(name)
+    g = parent.require_group(name)
     g.create_dataset("alpha", data=_padded(result.alpha, m))
     g.create_dataset("beta", data=_padded(result.beta, m - 1))
     g.create_dataset("probe_norm2", data=np.asarray(result.probe_norm2, np.float64))
@@ -36,3 +37,13 @@ def read_slq(parent: h5py.Group, name: str = "slq") -> SLQResult:
                      beta=tuple(b[: k - 1] for b, k in zip(beta, lengths)),
                      probe_norm2=g["probe_norm2"][()], n=int(g.attrs["n"]), probe_dist=str(g.attrs["probe_dist"]),
                      seed=int(g.attrs["seed"]), operator=str(g.attrs["operator"]))
+
+
+def read_exact(parent: h5py.Group, name: str = "slq") -> tuple[np.ndarray, np.ndarray] | None:
+    """The exact spectrum stored beside a Stein-operator run (`slq/stein/`), as the measure of `summaries`: its M
+    eigenvalues with weight 1 each plus the shift with weight n - M; None when the run stored none."""
+    if f"{name}/stein/eigenvalues" not in parent:
+        return None
+    g = parent[f"{name}/stein"]
+    eig, n = g["eigenvalues"][()], int(parent[name].attrs["n"])
+    return np.append(eig, float(g.attrs["shift"])), np.append(np.ones(eig.size), n - eig.size)

@@ -156,6 +156,12 @@ def test_breakdown_truncates_and_round_trips_with_nan_padding(tmp_path):
     assert back.summaries() == result.summaries()
 
 
+def test_zero_operator_stops_after_one_step():
+    """A Stein operator whose candidates all tie (every d_i = 0) is zero: one node at 0, no division by zero."""
+    alpha, beta = lanczos(np.zeros((50, 50)), np.ones(50), 10)
+    assert alpha.tolist() == [0.0] and beta.size == 0
+
+
 def test_hdf5_round_trip_resmooths_without_matvecs(big, tmp_path):
     _, _, result = big
     with h5py.File(tmp_path / "r.h5", "w") as f:
