@@ -4,9 +4,10 @@ For each step size alpha and population N, R short ES trajectories of T steps st
 weights theta*. Step t of trajectory r: the step's prompt batch is drawn, the unperturbed reward J(theta_{t-1}) is
 measured on it (prompts sharded over ranks), the N members are evaluated (dealt over ranks, rewards all-reduced)
 and every rank applies the same update, as in train.py. The reward recorded for step t is J(theta_t), the
-unperturbed reward measured on step t+1's fresh batch (one more measurement after the last step), and the
-locality metric is ||theta_t - theta*||_2 over the perturbed parameters. Rank 0 writes the layout of
-analysis/clss/SCHEMA.md, flushed after every trajectory; `python -m analysis.clss FILE` fits it.
+unperturbed reward measured on step t+1's fresh batch (one more measurement after the last step; with
+clss.fixed_prompts every step uses the same prompt pool, so J is deterministic in theta), and the locality
+metric is ||theta_t - theta*||_2 over the perturbed parameters. Rank 0 writes the layout of analysis/clss/SCHEMA.md,
+flushed after every trajectory; `python -m analysis.clss FILE` fits it.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from .config import Config, ConfigError
 from .core.seeds import member_seeds, prompt_rng
 from .core.update import coefficients
 from .h5log import H5Log
+from .tasks import fixed_pool
 from .train import PhaseTimer, evaluate_members, open_job, provenance
 
 
@@ -63,6 +65,7 @@ def _run(cfg: Config, checkpoint_dir: Path, out_dir: Path, comm, cleanup: ExitSt
     sigma, R, T, P = cfg.es.sigma, c.seeds, c.steps, c.prompts_per_step
     if P > len(train_rows):
         raise ConfigError(f"clss.prompts_per_step: {P} exceeds the {len(train_rows)} rows of the train split")
+    pool = fixed_pool(train_rows, P, cfg.es.seed) if c.fixed_prompts else None
 
     out_dir.mkdir(parents=True, exist_ok=True)
     f = None
@@ -92,7 +95,8 @@ def _run(cfg: Config, checkpoint_dir: Path, out_dir: Path, comm, cleanup: ExitSt
             if f is not None:
                 g = f.create_group(f"clss/{name}")
                 g.attrs.update(population=N, sigma=sigma, alpha=alpha, seeds=R, steps=T, prompts_per_step=P,
-                               baseline=c.baseline, shaping=cfg.es.shaping, update_form=cfg.es.update_form)
+                               baseline=c.baseline, fixed_prompts=c.fixed_prompts,
+                               shaping=cfg.es.shaping, update_form=cfg.es.update_form)
                 g.create_dataset("trajectory_seed", data=base_seeds)
                 for key in ("rewards", "distance", "population_mean"):
                     g.create_dataset(key, data=np.full((R, T), np.nan, dtype=np.float32))
@@ -105,9 +109,8 @@ def _run(cfg: Config, checkpoint_dir: Path, out_dir: Path, comm, cleanup: ExitSt
                 base = int(base_seeds[r])
                 start = None
                 for t in range(T + 1):
-                    ids = prompt_rng(base, t).choice(len(train_rows), P, replace=False)
-                    rows = [train_rows[i] for i in ids]
-                    j = center_reward(rows)  # J(theta_t) on a batch the update of step t never saw
+                    rows = pool or [train_rows[i] for i in prompt_rng(base, t).choice(len(train_rows), P, replace=False)]
+                    j = center_reward(rows)  # J(theta_t), on a batch the update of step t never saw unless fixed
                     if t == 0:
                         start = j
                     else:
