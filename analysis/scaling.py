@@ -1,7 +1,9 @@
 """Scaling table of train runs: `python -m analysis.scaling LOG.h5 [LOG.h5 ...] [--json]`.
 
-Per run: ranks, perturbed parameters, median seconds per iteration (from `train/wall`, first iteration dropped
-as warm-up), speed-up against the 1-rank run of the same model, and bytes communicated per iteration.
+Per run: ranks, threads per rank, perturbed parameters, median seconds per iteration (from `train/wall`, first
+iteration dropped as warm-up), bytes communicated per iteration, and two speed-ups against 1-rank runs of the same
+model: with the same threads per rank (rank scaling at equal per-rank resources) and with the most threads
+(one process using every core).
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ def measure(path: str) -> dict:
             "file": path,
             "model": str(f.attrs["model"]),
             "ranks": int(f.attrs["world_size"]),
+            "threads": int(f.attrs["threads_per_rank"]),
             "parameters": int(f.attrs["perturbed_parameters"]),
             "iterations": len(wall),
             "bytes_per_iteration": float(np.median(f["train/comm_bytes"][:])),
@@ -30,10 +33,13 @@ def measure(path: str) -> dict:
 
 
 def table(rows: list[dict]) -> list[dict]:
-    """Add each run's speed-up over the 1-rank run of the same model (when there is one)."""
-    one = {r["model"]: r["seconds_per_iteration"] for r in rows if r["ranks"] == 1}
+    """Add each run's speed-ups over the 1-rank runs of the same model (None where there is no such run)."""
+    one = {(r["model"], r["threads"]): r["seconds_per_iteration"] for r in rows if r["ranks"] == 1}
     for r in rows:
-        r["speedup"] = one[r["model"]] / r["seconds_per_iteration"] if r["model"] in one else None
+        same = one.get((r["model"], r["threads"]))
+        most = max((k for k in one if k[0] == r["model"]), key=lambda k: k[1], default=None)
+        r["speedup_same_threads"] = same / r["seconds_per_iteration"] if same else None
+        r["speedup_all_threads"] = one[most] / r["seconds_per_iteration"] if most else None
     return rows
 
 
@@ -50,12 +56,13 @@ def main(argv=None) -> int:
     if args.json:
         print(json.dumps(rows))
         return 0
-    print("| ranks | perturbed parameters | s / iteration | speed-up | bytes / iteration |")
-    print("|---|---|---|---|---|")
+    print("| ranks | threads / rank | perturbed parameters | s / iteration | speed-up vs 1 rank, same threads "
+          "| speed-up vs 1 rank, most threads | bytes / iteration |")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
-        speed = f"{r['speedup']:.2f}x" if r["speedup"] else "-"
-        print(f"| {r['ranks']} | {r['parameters']:,} | {r['seconds_per_iteration']:.2f} | {speed} | "
-              f"{r['bytes_per_iteration']:.0f} |")
+        same, most = (f"{r[k]:.2f}x" if r[k] else "-" for k in ("speedup_same_threads", "speedup_all_threads"))
+        print(f"| {r['ranks']} | {r['threads']} | {r['parameters']:,} | {r['seconds_per_iteration']:.2f} | {same} | "
+              f"{most} | {r['bytes_per_iteration']:.0f} |")
     return 0
 
 

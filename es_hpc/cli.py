@@ -12,40 +12,37 @@ from .errors import EXIT_PREEMPTED, Diverged, Preempted
 USAGE_ERRORS = (ConfigError, FileExistsError, FileNotFoundError)
 
 
-def _train(args) -> None:
-    from . import config, train
+def _job(args) -> None:
+    """Load and validate the config, run the job (`args.job`); rank 0 prints its summary as one JSON line."""
+    from . import config
 
-    cfg = config.load(args.config, args.set)
-    summary = train.run(cfg, Path(args.out), resume=args.resume)
+    summary = args.job(config.load(args.config, args.set), args)
     if summary is not None:
         print(json.dumps({"summary": summary}))
 
 
-def _clss(args) -> None:
-    from . import clss_job, config
+def _train(cfg, args):
+    from . import train
 
-    cfg = config.load(args.config, args.set)
-    summary = clss_job.run(cfg, Path(args.checkpoint), Path(args.out))
-    if summary is not None:
-        print(json.dumps({"summary": summary}))
+    return train.run(cfg, Path(args.out), resume=args.resume)
 
 
-def _probe(args) -> None:
-    from . import config, probe_job
+def _probe(cfg, args):
+    from . import probe_job
 
-    cfg = config.load(args.config, args.set)
-    summary = probe_job.run(cfg, Path(args.out))
-    if summary is not None:
-        print(json.dumps({"summary": summary}))
+    return probe_job.run(cfg, Path(args.out))
 
 
-def _slq(args) -> None:
-    from . import config, slq_job
+def _clss(cfg, args):
+    from . import clss_job
 
-    cfg = config.load(args.config, args.set)
-    summary = slq_job.run(cfg, Path(args.checkpoint), Path(args.out))
-    if summary is not None:
-        print(json.dumps({"summary": summary}))
+    return clss_job.run(cfg, Path(args.checkpoint), Path(args.out))
+
+
+def _slq(cfg, args):
+    from . import slq_job
+
+    return slq_job.run(cfg, Path(args.checkpoint), Path(args.out))
 
 
 def _bench(args) -> None:
@@ -81,24 +78,24 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="run directory: log, checkpoints")
     t.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a config value")
     t.add_argument("--resume", action="store_true", help="continue from the run directory's latest checkpoint")
-    t.set_defaults(func=_train)
+    t.set_defaults(func=_job, job=_train)
     c = sub.add_parser("clss", help="CLSS probe trajectories from a checkpoint (Algorithm 2 step 1) into HDF5")
     c.add_argument("--config", required=True, help="YAML config (see configs/tiny_clss.yaml); its clss section")
     c.add_argument("--checkpoint", required=True, help="save_pretrained directory to probe (replaces model.path)")
     c.add_argument("--out", required=True, help="output directory; the file is clss.file (fit: python -m analysis.clss)")
     c.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a config value")
-    c.set_defaults(func=_clss)
+    c.set_defaults(func=_job, job=_clss)
     pr = sub.add_parser("probe", help="reward probe (Appendix G): candidates per sigma on a fixed pool into HDF5")
     pr.add_argument("--config", required=True, help="YAML config (see configs/tiny_probe.yaml); its probe section")
     pr.add_argument("--out", required=True, help="output directory; reruns resume (analysis: python -m analysis.best_of_n)")
     pr.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a config value")
-    pr.set_defaults(func=_probe)
+    pr.set_defaults(func=_job, job=_probe)
     s = sub.add_parser("slq", help="Lanczos over a curvature operator of the model (Algorithm 3) into HDF5")
     s.add_argument("--config", required=True, help="YAML config (see configs/tiny_slq.yaml); its slq section")
     s.add_argument("--checkpoint", required=True, help="save_pretrained directory to analyse (replaces model.path)")
     s.add_argument("--out", required=True, help="output directory; the file is slq.file (analysis: python -m analysis.slq)")
     s.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a config value")
-    s.set_defaults(func=_slq)
+    s.set_defaults(func=_job, job=_slq)
     b = sub.add_parser("bench", help="cost of an ES iteration against generation alone, phase by phase")
     b.add_argument("--config", required=True, help="YAML config (see configs/tiny.yaml)")
     b.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a config value")

@@ -24,9 +24,8 @@ from .checkpoint import MASTER
 from .config import Config, ConfigError
 from .core.seeds import member_seeds, prompt_rng
 from .core.update import coefficients
-from .h5log import H5Log
 from .tasks import fixed_pool
-from .train import PhaseTimer, evaluate_members, open_job, provenance
+from .train import PhaseTimer, checkpoint_job_file, evaluate_members, open_job
 
 
 def trajectory_seed(base: int, alpha_index: int, population: int, r: int) -> int:
@@ -67,12 +66,7 @@ def _run(cfg: Config, checkpoint_dir: Path, out_dir: Path, comm, cleanup: ExitSt
         raise ConfigError(f"clss.prompts_per_step: {P} exceeds the {len(train_rows)} rows of the train split")
     pool = fixed_pool(train_rows, P, cfg.es.seed) if c.fixed_prompts else None
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    f = None
-    if is_root:
-        log = H5Log(out_dir / c.file, dict(provenance(cfg, job), checkpoint=str(checkpoint_dir)))
-        cleanup.callback(log.close)
-        f = log.f
+    f = checkpoint_job_file(cfg, job, out_dir / c.file, checkpoint_dir, cleanup)
     say(f"es_hpc clss: {comm.world_size} rank(s) x {threads} thread(s), {perturbed.numel:,} perturbed parameters, "
         f"N in {c.populations}, alpha in {alphas}, sigma={sigma}, R={R} T={T} P={P}, checkpoint {checkpoint_dir}")
 

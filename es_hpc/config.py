@@ -17,7 +17,7 @@ class ConfigError(ValueError):
 @dataclass
 class ModelConfig:
     path: str = ".cache/tiny-model"  # local directory or hub id (e.g. Qwen/Qwen2.5-1.5B-Instruct)
-    dtype: str = "float32"  # float32 | bfloat16 | float16
+    dtype: str = "auto"  # auto (bfloat16 on a GPU, float32 on the CPU) | float32 | bfloat16 | float16
     device: str = "auto"  # auto | cpu | cuda
     trust_remote_code: bool = False
 
@@ -25,7 +25,9 @@ class ModelConfig:
 @dataclass
 class TaskConfig:
     name: str = "arithmetic"
-    options: dict = field(default_factory=dict)  # passed to es_hpc.tasks.get(name, **options)
+    # passed to es_hpc.tasks.get(name, **options); dataset tasks: path (hub id or local file/folder), name,
+    # splits ({train, val, test} -> dataset split, null: carved from train), val_size, test_size, split_seed
+    options: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -39,15 +41,16 @@ class ESConfig:
     update_form: str = "eq1"  # eq1: alpha/(N sigma) sum w eps (paper Eq. 1) | qiu: alpha/N sum w eps
     params: list = field(default_factory=lambda: ["*"])  # fnmatch patterns of perturbed parameter names
     master_device: str = "same"  # where the fp32 master copy lives: same (as the model) | cpu
-    perturbation: str = "full"  # full: isotropic Gaussian (the paper) | lowrank: sigma A B^T / sqrt(r) per matrix
-    rank: int = 1  # r of es.perturbation: lowrank
 
 
 @dataclass
 class GenerationConfig:
     backend: str = "transformers"  # transformers | vllm (imported lazily; see README)
+    vllm_gpu_memory_utilization: float = 0.3  # vllm: share of GPU memory per engine (on CPU: sizes the KV cache)
+    vllm_tensor_parallel_size: int = 1  # vllm: GPUs per rank's engine
     max_new_tokens: int = 0  # 0: the task's own hint
     batch_size: int = 256  # prompts per generate call
+    exact_fast_path: bool = True  # score greedy decoding by one teacher-forced pass where the task has a reference
 
 
 @dataclass
@@ -85,6 +88,8 @@ class CLSSConfig:
     steps: int = 20  # ES steps T per trajectory
     prompts_per_step: int = 64  # prompts per step (members and the unperturbed reward share the batch)
     baseline: bool = True  # subtract the unperturbed reward on the step's batch from the members' rewards
+    fixed_prompts: bool = False  # every step uses one fixed pool of prompts_per_step prompts (tasks.fixed_pool with
+    # es.seed): J is then a deterministic function of theta and the only noise is ES sampling, as in the OU model
     file: str = "clss.h5"  # HDF5 file in the output directory (layout: analysis/clss/SCHEMA.md)
 
 
@@ -99,7 +104,7 @@ class ProbeConfig:
     split: str = "train"  # split the pool is drawn from (G.2 probes the training splits)
     base_seed: int = 1234  # candidate seeds: independent streams of this base seed per (sigma, batch) (G.4)
     drift_every: int = 24  # re-measure the unperturbed reward every K candidates per rank (0: never)
-    file: str = "probe.h5"  # HDF5 file in the output directory (layout: README, probe/ group)
+    file: str = "probe.h5"  # HDF5 file in the output directory (layout: analysis/best_of_n/SCHEMA.md)
 
 
 @dataclass
@@ -112,8 +117,9 @@ class SLQConfig:
     prompts: int = 64  # prompt set of the surrogate / of J in the Stein estimator (fixed pool, pool_seed)
     pool_seed: int = 0
     split: str = "train"
-    candidates: int = 64  # M perturbations of the Stein estimator
-    file: str = "slq.h5"  # HDF5 file in the output directory
+    candidates: int = 64  # M perturbations of the Stein estimator (sigma: es.sigma, seeds: slq.seed)
+    dtype: str = "float64"  # precision of the matvecs (hvp: the model is cast to it; Lanczos is always float64)
+    file: str = "slq.h5"  # HDF5 file in the output directory (layout: analysis/slq/SCHEMA.md)
 
 
 @dataclass
@@ -134,7 +140,7 @@ class Config:
 
 
 CHOICES = {
-    "model.dtype": ("float32", "bfloat16", "float16"),
+    "model.dtype": ("auto", "float32", "bfloat16", "float16"),
     "model.device": ("auto", "cpu", "cuda"),
     "es.shaping": ("zscore", "centered_rank", "raw"),
     "es.update_form": ("eq1", "qiu"),
@@ -142,11 +148,11 @@ CHOICES = {
     "train.eval_split": ("train", "val", "test"),
     "train.select_split": ("train", "val", "test"),
     "dist.backend": ("auto", "local", "torch", "mpi"),
-    "es.perturbation": ("full", "lowrank"),
     "generation.backend": ("transformers", "vllm"),
     "probe.split": ("train", "val", "test"),
     "slq.operator": ("hvp", "stein"),
     "slq.split": ("train", "val", "test"),
+    "slq.dtype": ("float64", "float32"),
 }
 
 
@@ -248,9 +254,10 @@ def validate(cfg: Config) -> None:
         ("train.checksum_every", cfg.train.checksum_every, False), ("train.threads", cfg.train.threads, False),
         ("generation.batch_size", cfg.generation.batch_size, True),
         ("generation.max_new_tokens", cfg.generation.max_new_tokens, False),
+        ("generation.vllm_gpu_memory_utilization", cfg.generation.vllm_gpu_memory_utilization, True),
+        ("generation.vllm_tensor_parallel_size", cfg.generation.vllm_tensor_parallel_size, True),
         ("clss.seeds", cfg.clss.seeds, True), ("clss.steps", cfg.clss.steps, True),
         ("clss.prompts_per_step", cfg.clss.prompts_per_step, True),
-        ("es.rank", cfg.es.rank, True),
         ("probe.batches", cfg.probe.batches, True), ("probe.candidates", cfg.probe.candidates, True),
         ("probe.pool_size", cfg.probe.pool_size, True), ("probe.pool_seed", cfg.probe.pool_seed, False),
         ("probe.base_seed", cfg.probe.base_seed, False), ("probe.drift_every", cfg.probe.drift_every, False),
@@ -261,6 +268,8 @@ def validate(cfg: Config) -> None:
     for name, value, strict in bounds:
         if not (value > 0 if strict else value >= 0):  # written so that NaN fails too
             raise ConfigError(f"{name}: must be {'>' if strict else '>='} 0, got {value!r}")
+    if cfg.generation.vllm_gpu_memory_utilization > 1:
+        raise ConfigError(f"generation.vllm_gpu_memory_utilization: must be <= 1, got {cfg.generation.vllm_gpu_memory_utilization!r}")
     if cfg.es.antithetic and cfg.es.population % 2:
         raise ConfigError(f"es.population: must be even with es.antithetic, got {cfg.es.population}")
     pops = cfg.clss.populations

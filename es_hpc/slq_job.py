@@ -30,8 +30,7 @@ from .checkpoint import MASTER
 from .config import Config, ConfigError
 from .core.seeds import member_seeds
 from .curvature import CrossEntropyHessian, SteinHessian, answer_batches
-from .h5log import H5Log
-from .train import PhaseTimer, evaluate_members, open_job, provenance
+from .train import PhaseTimer, checkpoint_job_file, evaluate_members, open_job
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 OPERATOR_TEXT = {"hvp": "hessian of mean answer-token cross-entropy (autograd hvp)",
@@ -86,12 +85,7 @@ def _run(cfg: Config, checkpoint_dir: Path, out_dir: Path, comm, cleanup: ExitSt
         perturbed.load_state_dict(checkpoint.load(checkpoint_dir)[1])
     pool, pool_ids = _pool(task, c)
     dtype, n, shapes = DTYPES[c.dtype], perturbed.numel, [m.shape for m in perturbed.masters]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    f = None
-    if is_root:
-        log = H5Log(out_dir / c.file, dict(provenance(cfg, job), checkpoint=str(checkpoint_dir)))
-        cleanup.callback(log.close)
-        f = log.f
+    f = checkpoint_job_file(cfg, job, out_dir / c.file, checkpoint_dir, cleanup)
     say(f"es_hpc slq: {comm.world_size} rank(s) x {job.threads} thread(s), operator {c.operator}, {n:,} perturbed "
         f"parameters, {c.probes} probes x {c.steps} Lanczos steps, {c.prompts} prompts, checkpoint {checkpoint_dir}")
     t_start = time.perf_counter()

@@ -14,8 +14,9 @@ import numpy as np
 import torch
 import transformers
 
-from . import __version__, checkpoint, comm as comm_mod, tasks
+from . import __version__, checkpoint, comm as comm_mod, tasks, teacher_forced
 from .backends.hf import HFBackend, pick_device
+from .backends.vllm import VLLMBackend
 from .config import Config, ConfigError
 from .core import params as params_mod
 from .core.seeds import member_seeds, prompt_rng
@@ -49,7 +50,8 @@ PHASES = ("perturb", "generate", "score", "restore", "exchange", "update")
 
 
 class PhaseTimer:
-    """Seconds spent per phase of one iteration: `with timer("generate"): ...` adds to that phase."""
+    """Seconds spent per phase of one iteration: `with timer("generate"): ...` adds to that phase (PHASES are
+    always there; others, such as the bench's "log", appear when timed)."""
 
     def __init__(self):
         self.seconds = dict.fromkeys(PHASES, 0.0)
@@ -58,7 +60,7 @@ class PhaseTimer:
     def __call__(self, phase: str):
         start = time.perf_counter()
         yield
-        self.seconds[phase] += time.perf_counter() - start
+        self.seconds[phase] = self.seconds.get(phase, 0.0) + time.perf_counter() - start
 
 
 def git_commit() -> str:
@@ -80,12 +82,30 @@ def set_threads(cfg: Config, comm) -> int:
 class Evaluator:
     """Mean reward of the current weights on a list of rows, rows sharded over ranks, sums all-reduced."""
 
-    def __init__(self, task, backend: HFBackend, comm, max_new_tokens: int, batch_size: int):
+    def __init__(self, task, backend: HFBackend, comm, max_new_tokens: int, batch_size: int,
+                 exact_fast_path: bool = False, dtype: str = "float32"):
         self.task, self.backend, self.comm = task, backend, comm
         self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
+        # a dtype not resolved yet ("auto") gets the widest margin: more rows generated, never a wrong reward
+        self.exact_fast_path = exact_fast_path
+        self.margin = teacher_forced.MARGIN.get(dtype, max(teacher_forced.MARGIN.values()))
 
     def generate(self, batch) -> tuple[list[str], int]:
         return self.backend.generate(batch, self.max_new_tokens, self.batch_size)
+
+    def completions(self, batch, rows: list[dict]) -> tuple[list[str], int]:
+        """Greedy completions of `rows` (encoded as `batch`), or texts with the same rewards: by one teacher-forced
+        pass where the task declares reference completions (exact-answer fast path), generating only if some row
+        stays undecided. Tokens: generated, or on the fast path teacher-forced up to the deciding position."""
+        refs = [self.task.reference_completion(r) for r in rows] if self.exact_fast_path else [None]
+        if None in refs or not hasattr(self.backend, "teacher_forced"):
+            return self.generate(batch)
+        texts, tokens = teacher_forced.greedy_completions(self.backend, batch, refs, self.max_new_tokens,
+                                                          self.batch_size, self.margin)
+        if None in texts:  # the whole batch, so that these rows see exactly what generate-then-compare sees
+            generated, _ = self.generate(batch)
+            texts = [g if t is None else t for t, g in zip(texts, generated)]
+        return texts, tokens
 
     def score(self, texts: list[str], rows: list[dict]) -> np.ndarray:
         return np.array([self.task.reward(c, r) for c, r in zip(texts, rows)], dtype=np.float64)
@@ -95,7 +115,7 @@ class Evaluator:
         if not rows:
             return np.zeros(0)
         batch = batch or self.backend.encode([self.task.prompt(r) for r in rows])
-        return self.score(self.generate(batch)[0], rows)
+        return self.score(self.completions(batch, rows)[0], rows)
 
     def mean(self, rows: list[dict]) -> float:
         mine = [rows[i] for i in self.comm.owned(len(rows))]
@@ -120,12 +140,14 @@ def open_job(cfg: Config, comm) -> Job:
     """Set threads, build the task, load the model (`model.path`) and wrap the parameters ES perturbs."""
     threads = set_threads(cfg, comm)
     task = tasks.get(cfg.task.name, **cfg.task.options)
-    backend = HFBackend(cfg.model, pick_device(cfg.model.device, comm.local_rank))
+    backend = (VLLMBackend(cfg.model, cfg.generation) if cfg.generation.backend == "vllm"
+               else HFBackend(cfg.model, pick_device(cfg.model.device, comm.local_rank)))
     perturbed = params_mod.PerturbedParams(
-        params_mod.select(backend.named_parameters(), cfg.es.params), cfg.es.master_device
+        params_mod.select(backend.named_parameters(), cfg.es.params), cfg.es.master_device,
+        on_change=getattr(backend, "on_change", None),
     )
     evaluator = Evaluator(task, backend, comm, cfg.generation.max_new_tokens or task.max_new_tokens,
-                          cfg.generation.batch_size)
+                          cfg.generation.batch_size, cfg.generation.exact_fast_path, cfg.model.dtype)
     return Job(comm, task, backend, perturbed, evaluator, threads)
 
 
@@ -135,9 +157,20 @@ def provenance(cfg: Config, job: Job) -> dict:
         "config": cfg.to_json(), "es_hpc_version": __version__, "torch_version": torch.__version__,
         "transformers_version": transformers.__version__, "python_version": platform.python_version(),
         "git_commit": git_commit(), "world_size": job.comm.world_size, "comm": job.comm.name,
-        "backend": "transformers", "model": cfg.model.path, "task": cfg.task.name,
+        "backend": cfg.generation.backend, "model": cfg.model.path, "task": cfg.task.name,
         "perturbed_parameters": job.perturbed.numel, "threads_per_rank": job.threads,
     }
+
+
+def checkpoint_job_file(cfg: Config, job: Job, path: Path, checkpoint_dir: Path, cleanup: ExitStack):
+    """The HDF5 file of a job run from a checkpoint (clss, slq): rank 0 opens it with the provenance and the
+    checkpoint, closed by `cleanup`; other ranks get None."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if job.comm.rank != 0:
+        return None
+    log = H5Log(path, dict(provenance(cfg, job), checkpoint=str(checkpoint_dir)))
+    cleanup.callback(log.close)
+    return log.f
 
 
 def evaluate_members(job: Job, seeds, signs, sigma: float, batch, rows, timer: PhaseTimer):
@@ -150,7 +183,7 @@ def evaluate_members(job: Job, seeds, signs, sigma: float, batch, rows, timer: P
         with timer("perturb"):
             job.perturbed.perturb(int(seeds[k]), float(signs[k]) * sigma)
         with timer("generate"):
-            texts, n_tok = job.evaluator.generate(batch)
+            texts, n_tok = job.evaluator.completions(batch, rows)
         with timer("score"):
             per_prompt = job.evaluator.score(texts, rows)
             rewards[k] = per_prompt.mean()

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Scaling benchmark: the tiny default with 1 and 2 ranks, and a 3.3M-parameter random model of the same
-# architecture with 1 and 2 ranks, then the table (s/iteration, speed-up, bytes communicated per iteration).
+# Scaling benchmark: the tiny default and a 4.2M-parameter random model of the same architecture, each as 1 rank
+# with 2 threads (every core), 1 rank with 1 thread and 2 ranks with 1 thread each, then the table (s/iteration,
+# speed-ups against both 1-rank runs, bytes communicated per iteration). Run it on an otherwise idle machine.
 #   bash launch/bench_scaling.sh [ITERATIONS]      (default 20; evaluation and checkpoints off)
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
@@ -13,7 +14,10 @@ mkdir -p "$OUT"
 QUIET=(--set train.eval_every=0 --set train.keep_best=false --set train.checkpoint_every=0 --set train.iterations="$ITERS")
 for model in "$ES_HPC_TINY_MODEL" "$BIG"; do
     name=$(basename "$model")
-    python -m es_hpc train --config configs/tiny.yaml --out "$OUT/$name-1" --set model.path="$model" "${QUIET[@]}" > "$OUT/$name-1.log"
+    for threads in 2 1; do
+        python -m es_hpc train --config configs/tiny.yaml --out "$OUT/$name-1x$threads" --set model.path="$model" \
+            --set train.threads=$threads "${QUIET[@]}" > "$OUT/$name-1x$threads.log"
+    done
     torchrun --standalone --nproc_per_node=2 -m es_hpc train --config configs/tiny.yaml --out "$OUT/$name-2" \
         --set model.path="$model" "${QUIET[@]}" > "$OUT/$name-2.log"
 done

@@ -42,6 +42,14 @@ def _sigma_colors(results):
     return {s: cmap(i / max(1, len(sigmas) - 1)) for i, s in enumerate(sigmas)}
 
 
+def _save(fig, path: Path) -> Path:
+    """Write one figure as PNG and free it."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def plot_curves(results, out: Path) -> Path:
     """Best-of-N / (1 - R0) against N, one panel per model, one line per sigma (Fig. 6)."""
     colors = _sigma_colors(results)
@@ -54,11 +62,7 @@ def plot_curves(results, out: Path) -> Path:
         ax.axhline(0, color="gray", ls="--", lw=0.8)
         ax.set(xlabel="population N", ylabel="best-of-N dR / (1 - R0)", title=f"{r['label']} (R0={r['r0']:.3f})")
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = out / "probe_best_of_n.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, out / "probe_best_of_n.png")
 
 
 def plot_vs_size(results, out: Path) -> Path:
@@ -76,11 +80,7 @@ def plot_vs_size(results, out: Path) -> Path:
     ax.axhline(0, color="gray", ls="--", lw=0.8)
     ax.set(xlabel="perturbed parameters", ylabel=f"best-of-{e} dR / (1 - R0)", title=f"best-of-{e} vs model size")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = out / "probe_best_vs_size.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, out / "probe_best_vs_size.png")
 
 
 def plot_histograms(results, probes, out: Path) -> Path:
@@ -99,11 +99,7 @@ def plot_histograms(results, probes, out: Path) -> Path:
             ax.set_xlabel("dR / (1 - R0)")
         for ax in row[len(p.sigmas):]:
             ax.axis("off")
-    fig.tight_layout()
-    path = out / "probe_histograms.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, out / "probe_histograms.png")
 
 
 def plot_sigma(results, out: Path) -> Path:
@@ -127,11 +123,7 @@ def plot_sigma(results, out: Path) -> Path:
         ax.axhline(0, color="gray", ls="--", lw=0.8)
         ax.set(xlabel="sigma", ylabel=label)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = out / "probe_sigma.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, out / "probe_sigma.png")
 
 
 def main(argv=None):

@@ -13,6 +13,13 @@ from . import model_path
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
+def resolve_dtype(name: str, device: torch.device) -> str:
+    """model.dtype "auto": bfloat16 on a GPU (the paper's setting, Appendix G.1), float32 on the CPU."""
+    if name != "auto":
+        return name
+    return "bfloat16" if device.type == "cuda" else "float32"
+
+
 @dataclass
 class Batch:
     """Tokenized, left-padded prompts, encoded once and reused by every population member."""
@@ -34,18 +41,18 @@ class HFBackend:
     """Loads `model.path` (local directory or hub id) with its tokenizer and chat template."""
 
     def __init__(self, cfg: ModelConfig, device: torch.device):
+        """Load the model in `model.dtype`; "auto" is resolved here and written back into `cfg`, so the job's
+        log, checkpoints and dtype-dependent choices see the dtype that actually runs."""
         model_path.check(cfg.path)
+        cfg.dtype = resolve_dtype(cfg.dtype, device)
         hf_logging.disable_progress_bar()  # per-shard bars would flood batch-job logs at every checkpoint
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(cfg.path, trust_remote_code=cfg.trust_remote_code)
             self.model = AutoModelForCausalLM.from_pretrained(
                 cfg.path, dtype=DTYPES[cfg.dtype], trust_remote_code=cfg.trust_remote_code
             )
-        except OSError as exc:
-            raise ConfigError(
-                f"model.path: cannot load {cfg.path!r} ({str(exc).splitlines()[0]}); offline, pre-download it "
-                "into HF_HOME or give a local directory"
-            ) from None
+        except (OSError, ValueError) as exc:  # not found / offline; custom code without trust_remote_code
+            raise model_path.load_error(cfg.path, exc) from None
         self.model.to(device).eval()
         self.model.requires_grad_(False)
         self.device = device
@@ -82,6 +89,28 @@ class HFBackend:
             tokens += int(self._generated_lengths(new).sum())
             texts += self.tokenizer.batch_decode(new, skip_special_tokens=True)
         return texts, tokens
+
+    @torch.no_grad()
+    def teacher_forced(self, batch: Batch, targets: list[list[int]],
+                       batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """One forward pass over each prompt followed by its target tokens (right-padded): at every target position,
+        the argmax token (what greedy decoding emits there after the targets before it) and its margin over the
+        runner-up logit (how safely it is the argmax). Positions follow the mask as in generate."""
+        width = max(map(len, targets))
+        tail = torch.full((len(targets), width), self.tokenizer.pad_token_id, dtype=batch.input_ids.dtype)
+        for i, t in enumerate(targets):
+            tail[i, :len(t)] = torch.tensor(t, dtype=tail.dtype)
+        ids = torch.cat([batch.input_ids, tail.to(self.device)], 1)
+        mask = torch.cat([batch.attention_mask, torch.ones_like(tail, device=self.device)], 1)
+        pos = (mask.long().cumsum(-1) - 1).masked_fill_(mask == 0, 1)
+        preds, margins = [], []
+        for s in range(0, ids.shape[0], batch_size):
+            logits = self.model(input_ids=ids[s:s + batch_size], attention_mask=mask[s:s + batch_size],
+                                position_ids=pos[s:s + batch_size], logits_to_keep=width + 1).logits[:, :width]
+            top = logits.float().topk(2, dim=-1)
+            preds.append(top.indices[..., 0])
+            margins.append(top.values[..., 0] - top.values[..., 1])
+        return torch.cat(preds).cpu(), torch.cat(margins).cpu()
 
     def _generated_lengths(self, new: torch.Tensor) -> torch.Tensor:
         """Tokens up to and including the first end token of each row (padding after it excluded)."""

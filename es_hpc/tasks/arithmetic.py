@@ -34,3 +34,7 @@ class Arithmetic(Task):
     def reward(self, completion: str, row: dict) -> float:
         """1.0 iff the completion, stripped of surrounding whitespace, is exactly the sum ("046" scores 0)."""
         return 1.0 if completion.strip() == row["answer"] else 0.0
+
+    def reference_completion(self, row: dict) -> str:
+        """The sum: `reward` is exact match of the stripped completion against it."""
+        return row["answer"]

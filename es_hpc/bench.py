@@ -1,0 +1,155 @@
+"""The bench job: what an ES iteration costs against generation alone, phase by phase (issue 9).
+
+Ratios, not absolute times, are the result (shared machines are noisy): every timing is the best of a few
+repeats, taken as wall-clock and as this process's CPU time, and each ratio is given in both.
+"""
+from __future__ import annotations
+
+import dataclasses
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import comm as comm_mod, tasks
+from .backends.hf import HFBackend, pick_device
+from .config import Config
+from .core import params as params_mod
+from .core.seeds import member_seeds
+from .core.update import coefficients
+from .h5log import H5Log
+from .train import Evaluator, Job, PhaseTimer, evaluate_members, set_threads
+
+def _timed(fn, repeats: int) -> tuple[float, float]:
+    """Best (wall seconds, CPU seconds) of `repeats` calls of fn."""
+    best = (float("inf"), float("inf"))
+    for _ in range(repeats):
+        w, c = time.perf_counter(), time.process_time()
+        fn()
+        best = min(best, (time.perf_counter() - w, time.process_time() - c))
+    return best
+
+
+def _peak_memory(device: torch.device) -> int:
+    """Peak bytes so far: device memory on a GPU, else this process's peak RSS."""
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device))
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def memcpy_bandwidth(device: torch.device, mib: int = 256, repeats: int = 5) -> float:
+    """Bytes per second moved by a large tensor copy (read + write counted), this machine's memory bound."""
+    src = torch.ones(mib << 18, device=device)
+    dst = torch.empty_like(src)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+    def copy():
+        dst.copy_(src)
+        sync()
+    return 2 * src.numel() * 4 / _timed(copy, repeats)[0]
+
+
+def _iteration(job: Job, cfg: Config, t: int, batch, rows, log: H5Log) -> tuple[PhaseTimer, int]:
+    """One ES iteration of the train loop on this process (members, exchange, update, log row), phase-timed;
+    also the number of members whose noise the update drew (those with a non-zero coefficient)."""
+    timer = PhaseTimer()
+    seeds, signs = member_seeds(cfg.es.seed, t, cfg.es.population, cfg.es.antithetic)
+    rewards, bits, tokens = evaluate_members(job, seeds, signs, cfg.es.sigma, batch, rows, timer)
+    with timer("exchange"):
+        summed = job.comm.allreduce_sum(np.concatenate([rewards, [tokens]]))
+        job.comm.reduce_sum_root(bits)
+    with timer("update"):
+        coef = coefficients(summed[:-1], signs, sigma=cfg.es.sigma, alpha=cfg.es.alpha,
+                            shaping=cfg.es.shaping, update_form=cfg.es.update_form)
+        job.perturbed.update(seeds, coef)
+    with timer("log"):
+        log.append("train", {"iteration": np.int64(t), "seeds": seeds, "rewards": summed[:-1].astype(np.float32),
+                             "prompt_bits": bits, "tokens": np.int64(summed[-1])})
+    return timer, int(np.count_nonzero(coef))
+
+
+def run(cfg: Config, reduced: bool = False) -> dict:
+    """Measure the configured model and task with N = es.population members on P = train.prompts_per_iteration."""
+    if reduced:
+        cfg = dataclasses.replace(cfg, es=dataclasses.replace(cfg.es, population=4),
+                                  train=dataclasses.replace(cfg.train, prompts_per_iteration=8))
+    repeats = 1 if reduced else 3
+    n, p = cfg.es.population, cfg.train.prompts_per_iteration
+    comm = comm_mod.make("local")
+    threads = set_threads(cfg, comm)
+    task = tasks.get(cfg.task.name, **cfg.task.options)
+    backend = HFBackend(cfg.model, pick_device(cfg.model.device))
+    evaluator = Evaluator(task, backend, comm, cfg.generation.max_new_tokens or task.max_new_tokens,
+                          cfg.generation.batch_size, cfg.generation.exact_fast_path, cfg.model.dtype)
+    rows = task.rows("train")[:p]
+    batch = backend.encode([task.prompt(r) for r in rows])
+    say = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731 (stdout carries only the JSON)
+
+    evaluator.generate(batch)  # warm-up
+    inference = _timed(lambda: [evaluator.generate(batch) for _ in range(n)], repeats)
+    inference_peak = _peak_memory(backend.device)
+    say(f"bench: generation alone, {n} x {p} completions: {inference[0]:.2f} s")
+
+    perturbed = params_mod.PerturbedParams(params_mod.select(backend.named_parameters(), cfg.es.params),
+                                           cfg.es.master_device)
+    job = Job(comm, task, backend, perturbed, evaluator, threads)
+    modes = {"fast_path": True, "generate": False} if evaluator.exact_fast_path else {"generate": False}
+    iterations, phases, drawn_by = {}, {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        log = H5Log(Path(tmp) / "bench.h5", {"config": cfg.to_json()})
+        t = 0
+        for mode, fast in modes.items():
+            evaluator.exact_fast_path = fast
+            best = None
+            for _ in range(repeats):
+                wall, cpu = time.perf_counter(), time.process_time()
+                timer, drawn = _iteration(job, cfg, t, batch, rows, log)
+                took = (time.perf_counter() - wall, time.process_time() - cpu)
+                t += 1
+                if best is None or took < best[0]:
+                    best = (took, timer.seconds, drawn)
+            iterations[mode], phases[mode], drawn_by[mode] = best
+            say(f"bench: ES iteration ({mode}): {best[0][0]:.2f} s")
+        log.close()
+    evaluator.exact_fast_path = cfg.generation.exact_fast_path
+    es_peak = _peak_memory(backend.device)
+
+    noise = _timed(lambda: [perturbed.noise.draw(k, i, m.shape) for k in range(n)
+                            for i, m in zip(perturbed.indices, perturbed.masters)], repeats)
+    seeds, _ = member_seeds(cfg.es.seed, 0, n, False)
+
+    def cycle():
+        for k in range(n):
+            perturbed.perturb(int(seeds[k]), cfg.es.sigma)
+            perturbed.restore()
+        perturbed.update(seeds, np.zeros(n) + 1e-12)
+    cycle_time = _timed(cycle, repeats)
+    bandwidth = memcpy_bandwidth(backend.device)
+    master = sum(m.numel() * m.element_size() for m in perturbed.masters)
+    best_mode = min(iterations, key=lambda m: iterations[m][0])
+    it = iterations[best_mode]
+    # perturb draws every member's noise, the update every member's with a non-zero coefficient
+    phase = dict(phases[best_mode], noise=noise[0] * (n + drawn_by[best_mode]) / n)
+    return {
+        "model": cfg.model.path, "device": str(backend.device), "threads": threads, "population": n, "prompts": p,
+        "perturbed_parameters": perturbed.numel, "reduced": reduced, "mode": best_mode,
+        "iteration_seconds": it[0], "iteration_cpu_seconds": it[1],
+        "inference_seconds": inference[0], "inference_cpu_seconds": inference[1],
+        "overhead_ratio": it[0] / inference[0], "overhead_ratio_cpu": it[1] / inference[1],
+        "phases": phase, "phases_note": "noise is part of perturb and update",
+        "noise_share": phase["noise"] / it[0],
+        "iteration_seconds_by_mode": {m: v[0] for m, v in iterations.items()},
+        "speedup_fast_path": (iterations["generate"][0] / iterations["fast_path"][0]
+                              if "fast_path" in iterations else None),
+        "speedup_batched": None,  # batched population evaluation is not implemented (see README "Performance")
+        "peak_memory_inference_bytes": inference_peak, "peak_memory_es_bytes": es_peak,
+        "peak_memory_ratio": es_peak / inference_peak,
+        "peak_memory_ratio_without_master": (es_peak - master) / inference_peak,
+        "master_bytes": master,
+        "perturb_restore_update_params_per_s": 3 * n * perturbed.numel / cycle_time[0],
+        "memcpy_bytes_per_s": bandwidth, "memcpy_params_per_s": bandwidth / 8,
+    }

@@ -1,0 +1,73 @@
+"""Exact-answer fast path: one teacher-forced pass gives the same rewards as generate-then-compare."""
+import numpy as np
+import pytest
+
+from es_hpc import config, teacher_forced
+from es_hpc.comm import make
+from es_hpc.train import open_job
+
+
+@pytest.fixture(scope="module")
+def job(tiny_model_dir):
+    cfg = config.load(None, [f"model.path={tiny_model_dir}", "model.device=cpu"])
+    return open_job(cfg, make("local"))
+
+
+def test_rewards_equal_generate_then_compare(job):
+    ev, task = job.evaluator, job.task
+    rows = task.rows("train")[:96] + task.rows("test")[:32]
+    batch = job.backend.encode([task.prompt(r) for r in rows])
+    refs = [task.reference_completion(r) for r in rows]
+    decided, means = 0, []
+    for k, sigma in enumerate([0.0, 1e-3, 3e-3, 3e-3, 1e-2, 1e-2, 2e-2, 5e-2, 0.3]):
+        job.perturbed.perturb(100 + k, sigma)
+        try:
+            generated = ev.score(ev.generate(batch)[0], rows)
+            fast, _ = teacher_forced.greedy_completions(job.backend, batch, refs, ev.max_new_tokens, 64, ev.margin)
+            used = ev.score(ev.completions(batch, rows)[0], rows)  # the path training takes, fallback included
+        finally:
+            job.perturbed.restore()
+        for g, f, r in zip(generated, fast, rows):
+            if f is not None:
+                decided += 1
+                assert task.reward(f, r) == g, (r, f)
+        np.testing.assert_array_equal(used, generated)
+        means.append(generated.mean())
+    assert decided > 0.9 * 9 * len(rows)  # the fast path really decides almost everything
+    assert max(means) > 0.2 and min(means) == 0.0  # both rewards occur: right answers and wrong ones were checked
+
+
+def test_undecided_rows_fall_back_to_generation(job):
+    ev, task = job.evaluator, job.task
+    rows = task.rows("val")[:16]
+    batch = job.backend.encode([task.prompt(r) for r in rows])
+    generated, _ = ev.generate(batch)
+    margin, ev.margin = ev.margin, float("inf")  # trust no argmax: every row must be generated
+    try:
+        assert ev.completions(batch, rows)[0] == generated
+    finally:
+        ev.margin = margin
+
+
+CHARS = {i: c for i, c in enumerate("0123456789 \n")}  # tokens 0-11; 20 = end, 21 = another special token
+decode = lambda ids: "".join(CHARS.get(i, "") for i in ids)  # noqa: E731 (specials decode to nothing)
+TARGET = [4, 2, 20]  # "42" then the end token
+
+
+@pytest.mark.parametrize("pred, expected", [
+    ([4, 2, 20], ("42", 3)),  # greedy emits the answer and stops: reward 1
+    ([4, 3, 20], ("43", 2)),  # a wrong digit: reward 0 whatever follows
+    ([4, 20, 20], ("4", 2)),  # stops early: the completion is "4"
+    ([4, 2, 7], ("427", 3)),  # goes on with a digit: reward 0
+    ([4, 2, 10], (None, 0)),  # a space after the answer: "42 " or "42 7" are both possible, so generate
+    ([10, 2, 20], (None, 0)),  # a leading space may still give " 42"
+    ([4, 21, 20], (None, 0)),  # a special token is dropped by decoding: "4" + later tokens may still be "42"
+])
+def test_decide(pred, expected):
+    assert teacher_forced.decide(pred, [1.0] * 3, TARGET, "42", {20}, 4, 1e-3, decode) == expected
+
+
+def test_decide_near_tie_and_token_limit():
+    assert teacher_forced.decide([4, 2, 20], [1.0, 1e-4, 1.0], TARGET, "42", {20}, 4, 1e-3, decode) == (None, 0)
+    assert teacher_forced.decide([4, 2, 10], [1.0] * 3, TARGET, "42", {20}, 3, 1e-3, decode) == ("42 ", 3)
+    assert teacher_forced.decide([4, 2, 10], [1.0] * 3, TARGET, "42", {20}, 2, 1e-3, decode) == ("42", 2)
