@@ -20,9 +20,8 @@ from .backends.hf import HFBackend, pick_device
 from .config import Config
 from .core import params as params_mod
 from .core.seeds import member_seeds
-from .core.update import coefficients
 from .h5log import H5Log
-from .train import Evaluator, Job, PhaseTimer, evaluate_members, set_threads
+from .train import Evaluator, Job, PhaseTimer, evaluate_members, exchange_and_update, set_threads
 
 def _timed(fn, repeats: int) -> tuple[float, float]:
     """Best (wall seconds, CPU seconds) of `repeats` calls of fn."""
@@ -59,16 +58,10 @@ def _iteration(job: Job, cfg: Config, t: int, batch, rows, log: H5Log) -> tuple[
     timer = PhaseTimer()
     seeds, signs = member_seeds(cfg.es.seed, t, cfg.es.population, cfg.es.antithetic)
     rewards, bits, tokens = evaluate_members(job, seeds, signs, cfg.es.sigma, batch, rows, timer)
-    with timer("exchange"):
-        summed = job.comm.allreduce_sum(np.concatenate([rewards, [tokens]]))
-        job.comm.reduce_sum_root(bits)
-    with timer("update"):
-        coef = coefficients(summed[:-1], signs, sigma=cfg.es.sigma, alpha=cfg.es.alpha,
-                            shaping=cfg.es.shaping, update_form=cfg.es.update_form)
-        job.perturbed.update(seeds, coef)
+    rewards, (tokens,), bits, coef = exchange_and_update(job, cfg, seeds, signs, rewards, bits, [tokens], timer)
     with timer("log"):
-        log.append("train", {"iteration": np.int64(t), "seeds": seeds, "rewards": summed[:-1].astype(np.float32),
-                             "prompt_bits": bits, "tokens": np.int64(summed[-1])})
+        log.append("train", {"iteration": np.int64(t), "seeds": seeds, "rewards": rewards.astype(np.float32),
+                             "prompt_bits": bits, "tokens": np.int64(tokens)})
     return timer, int(np.count_nonzero(coef))
 
 

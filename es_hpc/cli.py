@@ -70,35 +70,35 @@ def _make_random_model(args) -> None:
     print(json.dumps(build_random_model(Path(args.out), args.hidden, args.layers, args.seed)))
 
 
+def _config_parser(sub, name: str, help: str, config: str, job=None):
+    """A subcommand that reads a YAML config (`--config`, `--set` overrides); `job` runs it through _job."""
+    p = sub.add_parser(name, help=help)
+    p.add_argument("--config", required=True, help=f"YAML config ({config})")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a config value")
+    if job is not None:
+        p.set_defaults(func=_job, job=job)
+    return p
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m es_hpc", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train", help="ES fine-tuning (Algorithm 1) with HDF5 log and checkpoints")
-    t.add_argument("--config", required=True, help="YAML config (see configs/)")
+    t = _config_parser(sub, "train", "ES fine-tuning (Algorithm 1) with HDF5 log and checkpoints", "see configs/", _train)
     t.add_argument("--out", required=True, help="run directory: log, checkpoints")
-    t.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a config value")
     t.add_argument("--resume", action="store_true", help="continue from the run directory's latest checkpoint")
-    t.set_defaults(func=_job, job=_train)
-    c = sub.add_parser("clss", help="CLSS probe trajectories from a checkpoint (Algorithm 2 step 1) into HDF5")
-    c.add_argument("--config", required=True, help="YAML config (see configs/tiny_clss.yaml); its clss section")
+    pr = _config_parser(sub, "probe", "reward probe (Appendix G): candidates per sigma on a fixed pool into HDF5",
+                        "see configs/tiny_probe.yaml; its probe section", _probe)
+    pr.add_argument("--out", required=True, help="output directory; reruns resume (analysis: python -m analysis.best_of_n)")
+    c = _config_parser(sub, "clss", "CLSS probe trajectories from a checkpoint (Algorithm 2 step 1) into HDF5",
+                       "see configs/tiny_clss.yaml; its clss section", _clss)
     c.add_argument("--checkpoint", required=True, help="save_pretrained directory to probe (replaces model.path)")
     c.add_argument("--out", required=True, help="output directory; the file is clss.file (fit: python -m analysis.clss)")
-    c.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a config value")
-    c.set_defaults(func=_job, job=_clss)
-    pr = sub.add_parser("probe", help="reward probe (Appendix G): candidates per sigma on a fixed pool into HDF5")
-    pr.add_argument("--config", required=True, help="YAML config (see configs/tiny_probe.yaml); its probe section")
-    pr.add_argument("--out", required=True, help="output directory; reruns resume (analysis: python -m analysis.best_of_n)")
-    pr.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a config value")
-    pr.set_defaults(func=_job, job=_probe)
-    s = sub.add_parser("slq", help="Lanczos over a curvature operator of the model (Algorithm 3) into HDF5")
-    s.add_argument("--config", required=True, help="YAML config (see configs/tiny_slq.yaml); its slq section")
+    s = _config_parser(sub, "slq", "Lanczos over a curvature operator of the model (Algorithm 3) into HDF5",
+                       "see configs/tiny_slq.yaml; its slq section", _slq)
     s.add_argument("--checkpoint", required=True, help="save_pretrained directory to analyse (replaces model.path)")
     s.add_argument("--out", required=True, help="output directory; the file is slq.file (analysis: python -m analysis.slq)")
-    s.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a config value")
-    s.set_defaults(func=_job, job=_slq)
-    b = sub.add_parser("bench", help="cost of an ES iteration against generation alone, phase by phase")
-    b.add_argument("--config", required=True, help="YAML config (see configs/tiny.yaml)")
-    b.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a config value")
+    b = _config_parser(sub, "bench", "cost of an ES iteration against generation alone, phase by phase",
+                       "see configs/tiny.yaml")
     b.add_argument("--json", action="store_true", help="one line of JSON")
     b.add_argument("--reduced", action="store_true", help="a small, fast measurement (CI checks its keys)")
     b.set_defaults(func=_bench)

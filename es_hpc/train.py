@@ -194,6 +194,21 @@ def evaluate_members(job: Job, seeds, signs, sigma: float, batch, rows, timer: P
     return rewards, bits, tokens
 
 
+def exchange_and_update(job: Job, cfg: Config, seeds, signs, rewards, bits, scalars, timer: PhaseTimer):
+    """Steps 3-4 of an iteration: all-reduce the length-N rewards (plus a few `scalars`), packed bits to rank 0
+    only, then every rank shapes the rewards and applies the same update. Returns the summed rewards, the summed
+    scalars, the bits (meaningful on rank 0) and the update's coefficients."""
+    n = len(rewards)
+    with timer("exchange"):
+        summed = job.comm.allreduce_sum(np.concatenate([rewards, scalars]))
+        bits = job.comm.reduce_sum_root(bits)  # each member's row is non-zero on one rank only
+    with timer("update"):
+        coef = coefficients(summed[:n], signs, sigma=cfg.es.sigma, alpha=cfg.es.alpha,
+                            shaping=cfg.es.shaping, update_form=cfg.es.update_form)
+        job.perturbed.update(seeds, coef)
+    return summed[:n], summed[n:], bits, coef
+
+
 def run(cfg: Config, out_dir: Path, resume: bool = False) -> dict | None:
     """Train; rank 0 returns a summary dict, the other ranks None."""
     with ExitStack() as cleanup:  # closes the log and leaves the process group whatever happens
@@ -277,14 +292,9 @@ def _run(cfg: Config, out_dir: Path, resume: bool, comm, cleanup: ExitStack) -> 
         rewards, bits, tokens = evaluate_members(job, seeds, signs, cfg.es.sigma, batch, rows, timer)
         drift = evaluator.local_rewards(rows, batch).mean() - before if drift_check else np.nan
 
-        with timer("exchange"):
-            summed = comm.allreduce_sum(np.concatenate([rewards, [tokens, stop.signal > 0]]))
-            rewards, tokens, stop_votes = summed[:N], int(summed[N]), summed[N + 1]
-            bits = comm.reduce_sum_root(bits)  # to rank 0 only: each member's row is non-zero on one rank
-        with timer("update"):
-            coef = coefficients(rewards, signs, sigma=cfg.es.sigma, alpha=cfg.es.alpha,
-                                shaping=cfg.es.shaping, update_form=cfg.es.update_form)
-            perturbed.update(seeds, coef)
+        rewards, (tokens, stop_votes), bits, _ = exchange_and_update(job, cfg, seeds, signs, rewards, bits,
+                                                                    [tokens, stop.signal > 0], timer)
+        tokens = int(tokens)
         u = state["iteration"] = t + 1
         if log:
             log.append("train", {
