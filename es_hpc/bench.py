@@ -77,7 +77,7 @@ def run(cfg: Config, reduced: bool = False) -> dict:
     task = tasks.get(cfg.task.name, **cfg.task.options)
     backend = HFBackend(cfg.model, pick_device(cfg.model.device))
     evaluator = Evaluator(task, backend, comm, cfg.generation.max_new_tokens or task.max_new_tokens,
-                          cfg.generation.batch_size, cfg.generation.exact_fast_path, cfg.model.dtype)
+                          cfg.generation.batch_size, cfg.generation.exact_fast_path, backend.dtype)
     rows = task.rows("train")[:p]
     batch = backend.encode([task.prompt(r) for r in rows])
     say = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731 (stdout carries only the JSON)

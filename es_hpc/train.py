@@ -86,9 +86,8 @@ class Evaluator:
                  exact_fast_path: bool = False, dtype: str = "float32"):
         self.task, self.backend, self.comm = task, backend, comm
         self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
-        # a dtype not resolved yet ("auto") gets the widest margin: more rows generated, never a wrong reward
         self.exact_fast_path = exact_fast_path
-        self.margin = teacher_forced.MARGIN.get(dtype, max(teacher_forced.MARGIN.values()))
+        self.margin = teacher_forced.MARGIN[dtype]  # the backend's resolved dtype: how close logits may tie
 
     def generate(self, batch) -> tuple[list[str], int]:
         return self.backend.generate(batch, self.max_new_tokens, self.batch_size)
@@ -147,7 +146,7 @@ def open_job(cfg: Config, comm) -> Job:
         on_change=getattr(backend, "on_change", None),
     )
     evaluator = Evaluator(task, backend, comm, cfg.generation.max_new_tokens or task.max_new_tokens,
-                          cfg.generation.batch_size, cfg.generation.exact_fast_path, cfg.model.dtype)
+                          cfg.generation.batch_size, cfg.generation.exact_fast_path, backend.dtype)
     return Job(comm, task, backend, perturbed, evaluator, threads)
 
 
@@ -157,7 +156,8 @@ def provenance(cfg: Config, job: Job) -> dict:
         "config": cfg.to_json(), "es_hpc_version": __version__, "torch_version": torch.__version__,
         "transformers_version": transformers.__version__, "python_version": platform.python_version(),
         "git_commit": git_commit(), "world_size": job.comm.world_size, "comm": job.comm.name,
-        "backend": cfg.generation.backend, "model": cfg.model.path, "task": cfg.task.name,
+        "backend": cfg.generation.backend, "model": cfg.model.path, "dtype": job.backend.dtype,
+        "task": cfg.task.name,
         "perturbed_parameters": job.perturbed.numel, "threads_per_rank": job.threads,
     }
 
@@ -268,7 +268,7 @@ def _run(cfg: Config, out_dir: Path, resume: bool, comm, cleanup: ExitStack) -> 
     def save_checkpoint(name: str) -> None:
         if not is_root:
             return
-        masters = perturbed.state_dict() if cfg.model.dtype != "float32" else None
+        masters = perturbed.state_dict() if backend.dtype != "float32" else None
         snap = dict(state, wall=state["wall"] + time.perf_counter() - t_start, config=cfg.to_json())
         checkpoint.save(out_dir, name, backend.save, masters, snap, keep=cfg.train.keep_checkpoints)
 

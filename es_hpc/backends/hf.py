@@ -41,15 +41,14 @@ class HFBackend:
     """Loads `model.path` (local directory or hub id) with its tokenizer and chat template."""
 
     def __init__(self, cfg: ModelConfig, device: torch.device):
-        """Load the model in `model.dtype`; "auto" is resolved here and written back into `cfg`, so the job's
-        log, checkpoints and dtype-dependent choices see the dtype that actually runs."""
+        """Load the model in `model.dtype`; "auto" is resolved here into `self.dtype`, the dtype that runs."""
         model_path.check(cfg.path)
-        cfg.dtype = resolve_dtype(cfg.dtype, device)
+        self.dtype = resolve_dtype(cfg.dtype, device)
         hf_logging.disable_progress_bar()  # per-shard bars would flood batch-job logs at every checkpoint
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(cfg.path, trust_remote_code=cfg.trust_remote_code)
             self.model = AutoModelForCausalLM.from_pretrained(
-                cfg.path, dtype=DTYPES[cfg.dtype], trust_remote_code=cfg.trust_remote_code
+                cfg.path, dtype=DTYPES[self.dtype], trust_remote_code=cfg.trust_remote_code
             )
         except (OSError, ValueError) as exc:  # not found / offline; custom code without trust_remote_code
             raise model_path.load_error(cfg.path, exc) from None

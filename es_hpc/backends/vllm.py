@@ -34,12 +34,12 @@ def _reload(worker, weights: list[tuple[str, torch.Tensor]]) -> None:
 
 
 class VLLMBackend:
-    """The model's tensors by Hugging Face name (named_parameters order, in `model.dtype`) and an engine that
+    """The model's tensors by Hugging Face name (named_parameters order, in the resolved `model.dtype`) and an engine that
     generates with them; `on_change` (PerturbedParams' hook) reloads all of them into the engine."""
 
     def __init__(self, model: ModelConfig, generation: GenerationConfig):
         model_path.check(model.path)
-        model.dtype = resolve_dtype(model.dtype, pick_device(model.device))  # as HFBackend: the job sees what runs
+        self.dtype = resolve_dtype(model.dtype, pick_device(model.device))  # as HFBackend
         # In-process engine core: a tensor-parallel size of 1 then keeps the worker in this process, so a weight
         # push passes tensors by reference instead of serializing the model for every population member.
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
@@ -59,10 +59,10 @@ class VLLMBackend:
         missing = [n for n in names if n not in files]
         if missing:
             raise ConfigError(f"model.path: {self.path} has no weights for {missing[:3]} (safetensors needed)")
-        self.weights = {n: files[n].to(DTYPES[model.dtype]).contiguous() for n in names}
+        self.weights = {n: files[n].to(DTYPES[self.dtype]).contiguous() for n in names}
         self.eos_ids = _eos_ids(config, self.tokenizer, self.path)
         self.llm = vllm.LLM(
-            model=str(self.path), dtype=model.dtype, seed=0, enable_prefix_caching=False,
+            model=str(self.path), dtype=self.dtype, seed=0, enable_prefix_caching=False,
             gpu_memory_utilization=generation.vllm_gpu_memory_utilization,
             tensor_parallel_size=generation.vllm_tensor_parallel_size, trust_remote_code=model.trust_remote_code,
         )
