@@ -27,7 +27,7 @@ from .train import PhaseTimer, evaluate_members, open_job, provenance
 
 # Config fields that change what a probe measures: an existing file must have been written with the same values.
 SAME_SECTIONS = ("model", "task", "generation", "probe")
-SAME_ES_KEYS = ("params", "master_device", "perturbation", "rank")
+SAME_ES_KEYS = ("params", "master_device")
 
 
 def candidate_seeds(base_seed: int, sigma_index: int, batch: int, m: int) -> np.ndarray:
