@@ -31,7 +31,8 @@ def test_paper_config_trains_on_fixture(tiny_model_dir, tmp_path, task):
         assert f["eval/reward"].shape == (2,) and f["eval/select_reward"].shape == (2,)
         assert set(f["train/rewards"][:].ravel().tolist()) <= {0.0, 0.5, 1.0}  # 0/1 rewards over 2 prompts
         cfg = json.loads(f.attrs["config"])
-    assert cfg["model"]["dtype"] == "float32"  # auto on the CPU, as loaded and logged
+        assert f.attrs["dtype"] == "float32"  # what model.dtype auto resolved to on the CPU, as it ran
+    assert cfg["model"]["dtype"] == "auto"  # the config as given
     assert cfg["es"]["sigma"] == 1e-3 and cfg["task"]["options"]["path"] == str(FIXTURES / task)
     assert (out / "checkpoints" / "best" / "model.safetensors").is_file()
 
