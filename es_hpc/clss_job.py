@@ -21,11 +21,11 @@ import torch
 
 from . import checkpoint, comm as comm_mod
 from .checkpoint import MASTER
-from .config import Config, ConfigError
+from .config import Config
 from .core.seeds import member_seeds, prompt_rng
 from .core.update import coefficients
 from .tasks import fixed_pool
-from .train import PhaseTimer, checkpoint_job_file, evaluate_members, open_job
+from .train import PhaseTimer, checkpoint_job_file, evaluate_members, open_job, split_rows
 
 
 def trajectory_seed(base: int, alpha_index: int, population: int, r: int) -> int:
@@ -58,12 +58,10 @@ def _run(cfg: Config, checkpoint_dir: Path, out_dir: Path, comm, cleanup: ExitSt
         perturbed.load_state_dict(checkpoint.load(checkpoint_dir)[1])
     origin = [m.clone() for m in perturbed.masters]  # theta*, restored before every trajectory
     origin_state = dict(zip(perturbed.names, origin))
-    train_rows = task.rows("train")
+    train_rows = split_rows(task, "train", cfg.clss.prompts_per_step, "clss.prompts_per_step")
     c = cfg.clss
     alphas = [float(a) for a in c.alphas] or [cfg.es.alpha]
     sigma, R, T, P = cfg.es.sigma, c.seeds, c.steps, c.prompts_per_step
-    if P > len(train_rows):
-        raise ConfigError(f"clss.prompts_per_step: {P} exceeds the {len(train_rows)} rows of the train split")
     pool = fixed_pool(train_rows, P, cfg.es.seed) if c.fixed_prompts else None
 
     f = checkpoint_job_file(cfg, job, out_dir / c.file, checkpoint_dir, cleanup)

@@ -23,7 +23,7 @@ import numpy as np
 from . import comm as comm_mod, tasks
 from .config import Config, ConfigError
 from .h5log import H5Log
-from .train import PhaseTimer, evaluate_members, open_job, provenance
+from .train import PhaseTimer, evaluate_members, open_job, provenance, split_rows
 
 # Config fields that change what a probe measures: an existing file must have been written with the same values.
 SAME_SECTIONS = ("model", "task", "generation", "probe")
@@ -91,12 +91,9 @@ def _run(cfg: Config, out_dir: Path, comm, cleanup: ExitStack) -> dict | None:
     comm.barrier()
     job = open_job(cfg, comm)
     task, backend, evaluator = job.task, job.backend, job.evaluator
-    rows = task.rows(p.split)
-    if p.pool_size > len(rows):
-        raise ConfigError(f"probe.pool_size: {p.pool_size} exceeds the {len(rows)} rows of the {p.split} split")
-    pool = tasks.fixed_pool(rows, p.pool_size, p.pool_seed)
-    where = {id(r): i for i, r in enumerate(rows)}
-    pool_ids = np.array([where[id(r)] for r in pool], dtype=np.int64)
+    rows = split_rows(task, p.split, p.pool_size, "probe.pool_size")
+    pool_ids = tasks.fixed_pool_ids(len(rows), p.pool_size, p.pool_seed)
+    pool = [rows[i] for i in pool_ids]
     batch = backend.encode([task.prompt(r) for r in pool])
     sigmas = [float(s) for s in p.sigmas]
     S, M, P, W = p.batches, p.candidates, p.pool_size, comm.world_size
@@ -131,10 +128,11 @@ def _run(cfg: Config, out_dir: Path, comm, cleanup: ExitStack) -> dict | None:
     say(f"es_hpc probe: {W} rank(s) x {job.threads} thread(s), {job.perturbed.numel:,} perturbed parameters, "
         f"sigmas {sigmas}, S={S} M={M} P={P}, R0={r0:.4f}{' (resuming)' if resuming else ''}, file {path}")
 
-    def drift_check(sigma_index: int, s: int, k: int) -> float:
-        """Every rank's unperturbed reward minus R0 after its perturb/restore cycles, appended to probe/drift."""
+    def drift_check(sigma_index: int, s: int, k: int, measured: np.ndarray | None = None) -> float:
+        """Every rank's unperturbed reward (re-measured after its perturb/restore cycles unless `measured` is
+        given) minus R0, appended to probe/drift; returns the largest |drift|."""
         mine = np.zeros(W)
-        mine[comm.rank] = unperturbed().mean() - r0
+        mine[comm.rank] = (unperturbed() if measured is None else measured).mean() - r0
         drift = comm.allreduce_sum(mine)
         if log:
             for rank, d in enumerate(drift):
@@ -142,14 +140,9 @@ def _run(cfg: Config, out_dir: Path, comm, cleanup: ExitStack) -> dict | None:
                                            "candidate": np.int64(k), "rank": np.int64(rank), "delta": np.float64(d)})
         return float(np.abs(drift).max())
 
-    start_drift = comm.allreduce_sum(np.eye(W)[comm.rank] * (base.mean() - r0))  # ranks that disagree on R0
-    if log:
-        for rank, d in enumerate(start_drift):
-            log.append("probe/drift", {"sigma_index": np.int64(-1), "batch": np.int64(-1), "candidate": np.int64(-1),
-                                       "rank": np.int64(rank), "delta": np.float64(d)})
+    worst_drift = drift_check(-1, -1, -1, base)  # ranks that disagree on R0 from the start
     t_start = time.perf_counter()
     evaluated = skipped = chunks = 0
-    worst_drift = float(np.abs(start_drift).max())
     for i, sigma in enumerate(sigmas):
         for s in range(S):
             name = block_name(i, s)

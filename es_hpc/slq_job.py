@@ -30,7 +30,7 @@ from .checkpoint import MASTER
 from .config import Config, ConfigError
 from .core.seeds import member_seeds
 from .curvature import CrossEntropyHessian, SteinHessian, answer_batches
-from .train import PhaseTimer, checkpoint_job_file, evaluate_members, open_job
+from .train import PhaseTimer, checkpoint_job_file, evaluate_members, open_job, split_rows
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 OPERATOR_TEXT = {"hvp": "hessian of mean answer-token cross-entropy (autograd hvp)",
@@ -66,15 +66,6 @@ class FlatOperator:
         return np.concatenate([t.detach().reshape(-1).to("cpu", torch.float64).numpy() for t in self.apply(v)])
 
 
-def _pool(task, c) -> tuple[list[dict], np.ndarray]:
-    rows = task.rows(c.split)
-    if c.prompts > len(rows):
-        raise ConfigError(f"slq.prompts: {c.prompts} exceeds the {len(rows)} rows of the {c.split} split")
-    pool = tasks.fixed_pool(rows, c.prompts, c.pool_seed)
-    where = {id(r): i for i, r in enumerate(rows)}
-    return pool, np.array([where[id(r)] for r in pool], dtype=np.int64)
-
-
 def _run(cfg: Config, checkpoint_dir: Path, out_dir: Path, comm, cleanup: ExitStack) -> dict | None:
     is_root = comm.rank == 0
     say = print if is_root else (lambda *a, **k: None)
@@ -83,7 +74,9 @@ def _run(cfg: Config, checkpoint_dir: Path, out_dir: Path, comm, cleanup: ExitSt
     task, backend, perturbed, evaluator = job.task, job.backend, job.perturbed, job.evaluator
     if (checkpoint_dir / MASTER).is_file():  # an es_hpc checkpoint of a non-fp32 model: its fp32 masters are theta
         perturbed.load_state_dict(checkpoint.load(checkpoint_dir)[1])
-    pool, pool_ids = _pool(task, c)
+    rows = split_rows(task, c.split, c.prompts, "slq.prompts")
+    pool_ids = tasks.fixed_pool_ids(len(rows), c.prompts, c.pool_seed)
+    pool = [rows[i] for i in pool_ids]
     dtype, n, shapes = DTYPES[c.dtype], perturbed.numel, [m.shape for m in perturbed.masters]
     f = checkpoint_job_file(cfg, job, out_dir / c.file, checkpoint_dir, cleanup)
     say(f"es_hpc slq: {comm.world_size} rank(s) x {job.threads} thread(s), operator {c.operator}, {n:,} perturbed "

@@ -150,6 +150,14 @@ def open_job(cfg: Config, comm) -> Job:
     return Job(comm, task, backend, perturbed, evaluator, threads)
 
 
+def split_rows(task, split: str, size: int, field: str) -> list[dict]:
+    """The rows of `split`, or a ConfigError naming `field` when a job asks for more than the split has."""
+    rows = task.rows(split)
+    if size > len(rows):
+        raise ConfigError(f"{field}: {size} exceeds the {len(rows)} rows of the {split} split")
+    return rows
+
+
 def provenance(cfg: Config, job: Job) -> dict:
     """Root attributes of a job's HDF5 file: the config, versions, commit and scale."""
     return {
@@ -223,12 +231,9 @@ def _run(cfg: Config, out_dir: Path, resume: bool, comm, cleanup: ExitStack) -> 
     say = print if is_root else (lambda *a, **k: None)
     job = open_job(cfg, comm)
     task, backend, perturbed, evaluator, threads = job.task, job.backend, job.perturbed, job.evaluator, job.threads
-    train_rows = task.rows("train")
+    train_rows = split_rows(task, "train", cfg.train.prompts_per_iteration, "train.prompts_per_iteration")
     eval_rows = task.rows(cfg.train.eval_split)[: cfg.train.eval_prompts or None]
     select_rows = task.rows(cfg.train.select_split)[: cfg.train.eval_prompts or None] if cfg.train.keep_best else []
-    if cfg.train.prompts_per_iteration > len(train_rows):
-        raise ConfigError(f"train.prompts_per_iteration: {cfg.train.prompts_per_iteration} exceeds the "
-                          f"{len(train_rows)} rows of the train split")
     out_dir.mkdir(parents=True, exist_ok=True)
 
     state = {"iteration": 0, "best_reward": None, "best_iteration": None, "wall": 0.0}

@@ -6,7 +6,7 @@ import inspect
 from ..config import ConfigError
 from .arc import ARCChallenge
 from .arithmetic import Arithmetic
-from .base import SPLITS, Task, fixed_pool
+from .base import SPLITS, Task, fixed_pool, fixed_pool_ids
 from .countdown import Countdown
 from .gsm8k import GSM8K
 from .winogrande import WinoGrande
@@ -40,4 +40,4 @@ def get(name: str, /, **options) -> Task:
         raise ConfigError(f"task.options: {exc}") from None
 
 
-__all__ = ["SPLITS", "TASKS", "Task", "check_options", "fixed_pool", "get"]
+__all__ = ["SPLITS", "TASKS", "Task", "check_options", "fixed_pool", "fixed_pool_ids", "get"]

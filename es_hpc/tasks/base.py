@@ -12,13 +12,17 @@ def check_split(split: str) -> None:
         raise ValueError(f"unknown split {split!r}; known splits: {', '.join(SPLITS)}")
 
 
+def fixed_pool_ids(n_rows: int, size: int, pool_seed: int) -> np.ndarray:
+    """Row indices of the paper's fixed evaluation pool (Appendix G.3): the first `size` of a deterministic
+    shuffle with `pool_seed`; the same rows on every rank, run and model size."""
+    if size > n_rows:
+        raise ValueError(f"pool of {size} prompts requested but the split has only {n_rows} rows")
+    return np.random.default_rng(pool_seed).permutation(n_rows)[:size]
+
+
 def fixed_pool(rows: list[dict], size: int, pool_seed: int) -> list[dict]:
-    """The paper's fixed evaluation pool (Appendix G.3): the first `size` rows after a deterministic shuffle
-    with `pool_seed`; the same rows on every rank, run and model size."""
-    if size > len(rows):
-        raise ValueError(f"pool of {size} prompts requested but the split has only {len(rows)} rows")
-    order = np.random.default_rng(pool_seed).permutation(len(rows))
-    return [rows[i] for i in order[:size].tolist()]
+    """The rows of the fixed evaluation pool (fixed_pool_ids), in pool order."""
+    return [rows[i] for i in fixed_pool_ids(len(rows), size, pool_seed).tolist()]
 
 
 class Task:
