@@ -18,10 +18,10 @@ import torch
 from . import comm as comm_mod, tasks
 from .backends.hf import HFBackend, pick_device
 from .config import Config
-from .core import params as params_mod
+from .core.lowrank import LowRankParams
 from .core.seeds import member_seeds
 from .h5log import H5Log
-from .train import Evaluator, Job, PhaseTimer, evaluate_members, exchange_and_update, set_threads
+from .train import Evaluator, Job, PhaseTimer, evaluate_members, exchange_and_update, make_perturbed, set_threads
 
 def _timed(fn, repeats: int) -> tuple[float, float]:
     """Best (wall seconds, CPU seconds) of `repeats` calls of fn."""
@@ -83,20 +83,29 @@ def run(cfg: Config, reduced: bool = False) -> dict:
     say = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731 (stdout carries only the JSON)
 
     evaluator.generate(batch)  # warm-up
-    inference = _timed(lambda: [evaluator.generate(batch) for _ in range(n)], repeats)
+    everyone = batch.repeat(n)
+    inference = min(_timed(lambda: [evaluator.generate(batch) for _ in range(n)], repeats),
+                    _timed(lambda: evaluator.generate(everyone), repeats))  # P or generation.batch_size rows a call
     inference_peak = _peak_memory(backend.device)
     say(f"bench: generation alone, {n} x {p} completions: {inference[0]:.2f} s")
 
-    perturbed = params_mod.PerturbedParams(params_mod.select(backend.named_parameters(), cfg.es.params),
-                                           cfg.es.master_device)
-    job = Job(comm, task, backend, perturbed, evaluator, threads)
-    modes = {"fast_path": True, "generate": False} if evaluator.exact_fast_path else {"generate": False}
+    perturbed = make_perturbed(cfg, backend)
+    job = Job(comm, task, backend, perturbed, evaluator, threads, cfg.generation.members_per_call,
+              cfg.generation.population_memory_mb)
+    batched = job.batch_members(p)
+    batched = min(batched, n) if batched > 1 else n  # the configured batching, or the whole population in one call
+    scorings = {"generate": False, "fast_path": True} if evaluator.exact_fast_path else {"generate": False}
+    modes = {name: (fast, 1) for name, fast in scorings.items()}  # the per-member loop first: its peak memory
+    modes.update({name + "_batched": (fast, batched) for name, fast in scorings.items()})
+    es_peak = None
     iterations, phases, drawn_by = {}, {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         log = H5Log(Path(tmp) / "bench.h5", {"config": cfg.to_json()})
         t = 0
-        for mode, fast in modes.items():
-            evaluator.exact_fast_path = fast
+        for mode, (fast, per_call) in modes.items():
+            if per_call > 1 and es_peak is None:
+                es_peak = _peak_memory(backend.device)
+            evaluator.exact_fast_path, job.members_per_call = fast, per_call
             best = None
             for _ in range(repeats):
                 wall, cpu = time.perf_counter(), time.process_time()
@@ -106,13 +115,19 @@ def run(cfg: Config, reduced: bool = False) -> dict:
                 if best is None or took < best[0]:
                     best = (took, timer.seconds, drawn)
             iterations[mode], phases[mode], drawn_by[mode] = best
-            say(f"bench: ES iteration ({mode}): {best[0][0]:.2f} s")
+            say(f"bench: ES iteration ({mode}, {per_call} member(s) a call): {best[0][0]:.2f} s")
         log.close()
     evaluator.exact_fast_path = cfg.generation.exact_fast_path
-    es_peak = _peak_memory(backend.device)
+    batched_peak = _peak_memory(backend.device)
 
-    noise = _timed(lambda: [perturbed.noise.draw(k, i, m.shape) for k in range(n)
-                            for i, m in zip(perturbed.indices, perturbed.masters)], repeats)
+    def draw_all(k: int) -> None:
+        """Every tensor's noise of member k: the factors of a low-rank matrix, else the full tensor."""
+        for j, (i, m) in enumerate(zip(perturbed.indices, perturbed.masters)):
+            if isinstance(perturbed, LowRankParams) and perturbed.is_matrix[j]:
+                perturbed.factors(k, j)
+            else:
+                perturbed.noise.draw(k, i, m.shape)
+    noise = _timed(lambda: [draw_all(k) for k in range(n)], repeats)
     seeds, _ = member_seeds(cfg.es.seed, 0, n, False)
 
     def cycle():
@@ -125,6 +140,7 @@ def run(cfg: Config, reduced: bool = False) -> dict:
     master = sum(m.numel() * m.element_size() for m in perturbed.masters)
     best_mode = min(iterations, key=lambda m: iterations[m][0])
     it = iterations[best_mode]
+    loop = best_mode.removesuffix("_batched")  # batched vs per-member loop, with the faster way of scoring
     # perturb draws every member's noise, the update every member's with a non-zero coefficient
     phase = dict(phases[best_mode], noise=noise[0] * (n + drawn_by[best_mode]) / n)
     return {
@@ -136,11 +152,13 @@ def run(cfg: Config, reduced: bool = False) -> dict:
         "phases": phase, "phases_note": "noise is part of perturb and update",
         "noise_share": phase["noise"] / it[0],
         "iteration_seconds_by_mode": {m: v[0] for m, v in iterations.items()},
-        "speedup_fast_path": (iterations["generate"][0] / iterations["fast_path"][0]
+        "speedup_fast_path": (min(iterations["generate"][0], iterations["generate_batched"][0])
+                              / min(iterations["fast_path"][0], iterations["fast_path_batched"][0])
                               if "fast_path" in iterations else None),
-        "speedup_batched": None,  # batched population evaluation is not implemented (see README "Performance")
+        "members_per_call_batched": batched, "perturbation": cfg.es.perturbation,
+        "speedup_batched": iterations[loop][0] / iterations[loop + "_batched"][0],
         "peak_memory_inference_bytes": inference_peak, "peak_memory_es_bytes": es_peak,
-        "peak_memory_ratio": es_peak / inference_peak,
+        "peak_memory_ratio": es_peak / inference_peak, "peak_memory_batched_bytes": batched_peak,
         "peak_memory_ratio_without_master": (es_peak - master) / inference_peak,
         "master_bytes": master,
         "perturb_restore_update_params_per_s": 3 * n * perturbed.numel / cycle_time[0],

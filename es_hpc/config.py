@@ -41,6 +41,8 @@ class ESConfig:
     update_form: str = "eq1"  # eq1: alpha/(N sigma) sum w eps (paper Eq. 1) | qiu: alpha/N sum w eps
     params: list = field(default_factory=lambda: ["*"])  # fnmatch patterns of perturbed parameter names
     master_device: str = "same"  # where the fp32 master copy lives: same (as the model) | cpu
+    perturbation: str = "isotropic"  # isotropic: eps ~ N(0, I) (the paper) | lowrank: A B^T / sqrt(rank) per matrix
+    rank: int = 4  # lowrank: rank r of each member's perturbation of a weight matrix
 
 
 @dataclass
@@ -51,6 +53,9 @@ class GenerationConfig:
     max_new_tokens: int = 0  # 0: the task's own hint
     batch_size: int = 256  # prompts per generate call
     exact_fast_path: bool = True  # score greedy decoding by one teacher-forced pass where the task has a reference
+    members_per_call: int = 0  # population members evaluated in one batched call; 0: as many as batch_size rows and
+    # population_memory_mb allow; 1: one member at a time (isotropic: perturb in place; lowrank always batches)
+    population_memory_mb: int = 1024  # budget for the stacked weight copies (isotropic) or factors of one call
 
 
 @dataclass
@@ -145,6 +150,7 @@ CHOICES = {
     "es.shaping": ("zscore", "centered_rank", "raw"),
     "es.update_form": ("eq1", "qiu"),
     "es.master_device": ("same", "cpu"),
+    "es.perturbation": ("isotropic", "lowrank"),
     "train.eval_split": ("train", "val", "test"),
     "train.select_split": ("train", "val", "test"),
     "dist.backend": ("auto", "local", "torch", "mpi"),
@@ -252,7 +258,10 @@ def validate(cfg: Config) -> None:
         ("train.checkpoint_every", cfg.train.checkpoint_every, False),
         ("train.drift_every", cfg.train.drift_every, False),
         ("train.checksum_every", cfg.train.checksum_every, False), ("train.threads", cfg.train.threads, False),
+        ("es.rank", cfg.es.rank, True),
         ("generation.batch_size", cfg.generation.batch_size, True),
+        ("generation.members_per_call", cfg.generation.members_per_call, False),
+        ("generation.population_memory_mb", cfg.generation.population_memory_mb, True),
         ("generation.max_new_tokens", cfg.generation.max_new_tokens, False),
         ("generation.vllm_gpu_memory_utilization", cfg.generation.vllm_gpu_memory_utilization, True),
         ("generation.vllm_tensor_parallel_size", cfg.generation.vllm_tensor_parallel_size, True),

@@ -14,11 +14,12 @@ import numpy as np
 import torch
 import transformers
 
-from . import __version__, checkpoint, comm as comm_mod, tasks, teacher_forced
+from . import __version__, checkpoint, comm as comm_mod, population, tasks, teacher_forced
 from .backends.hf import HFBackend, pick_device
 from .backends.vllm import VLLMBackend
 from .config import Config, ConfigError
 from .core import params as params_mod
+from .core.lowrank import LowRankParams
 from .core.seeds import member_seeds, prompt_rng
 from .core.update import coefficients
 from .errors import Diverged, Preempted
@@ -89,20 +90,22 @@ class Evaluator:
         self.exact_fast_path = exact_fast_path
         self.margin = teacher_forced.MARGIN[dtype]  # the backend's resolved dtype: how close logits may tie
 
-    def generate(self, batch) -> tuple[list[str], int]:
-        return self.backend.generate(batch, self.max_new_tokens, self.batch_size)
+    def generate(self, batch, batch_size: int = 0) -> tuple[list[str], int]:
+        return self.backend.generate(batch, self.max_new_tokens, batch_size or self.batch_size)
 
-    def completions(self, batch, rows: list[dict]) -> tuple[list[str], int]:
+    def completions(self, batch, rows: list[dict], batch_size: int = 0) -> tuple[list[str], int]:
         """Greedy completions of `rows` (encoded as `batch`), or texts with the same rewards: by one teacher-forced
         pass where the task declares reference completions (exact-answer fast path), generating only if some row
-        stays undecided. Tokens: generated, or on the fast path teacher-forced up to the deciding position."""
+        stays undecided. Tokens: generated, or on the fast path teacher-forced up to the deciding position.
+        batch_size (rows per call) overrides generation.batch_size; a batched population call passes all its rows."""
+        batch_size = batch_size or self.batch_size
         refs = [self.task.reference_completion(r) for r in rows] if self.exact_fast_path else [None]
         if None in refs or not hasattr(self.backend, "teacher_forced"):
-            return self.generate(batch)
+            return self.generate(batch, batch_size)
         texts, tokens = teacher_forced.greedy_completions(self.backend, batch, refs, self.max_new_tokens,
-                                                          self.batch_size, self.margin)
+                                                          batch_size, self.margin)
         if None in texts:  # the whole batch, so that these rows see exactly what generate-then-compare sees
-            generated, _ = self.generate(batch)
+            generated, _ = self.generate(batch, batch_size)
             texts = [g if t is None else t for t, g in zip(texts, generated)]
         return texts, tokens
 
@@ -133,6 +136,20 @@ class Job:
     perturbed: params_mod.PerturbedParams
     evaluator: Evaluator
     threads: int
+    members_per_call: int = 1  # generation.members_per_call as configured (0: auto)
+    population_memory_mb: int = 1024
+
+    def batch_members(self, prompts: int) -> int:
+        """Members evaluated per call on `prompts` prompts: 1 (the per-member loop) unless the backend holds the
+        model in this process (transformers) and batching applies; low-rank noise always batches there."""
+        if not hasattr(self.backend, "model"):
+            return 1
+        return population.members_per_call(self.members_per_call, self.population_memory_mb,
+                                           self.evaluator.batch_size, self.perturbed, prompts)
+
+    def batched(self, prompts: int) -> bool:
+        return hasattr(self.backend, "model") and (
+            isinstance(self.perturbed, LowRankParams) or self.batch_members(prompts) > 1)
 
 
 def open_job(cfg: Config, comm) -> Job:
@@ -141,13 +158,20 @@ def open_job(cfg: Config, comm) -> Job:
     task = tasks.get(cfg.task.name, **cfg.task.options)
     backend = (VLLMBackend(cfg.model, cfg.generation) if cfg.generation.backend == "vllm"
                else HFBackend(cfg.model, pick_device(cfg.model.device, comm.local_rank)))
-    perturbed = params_mod.PerturbedParams(
-        params_mod.select(backend.named_parameters(), cfg.es.params), cfg.es.master_device,
-        on_change=getattr(backend, "on_change", None),
-    )
+    perturbed = make_perturbed(cfg, backend)
     evaluator = Evaluator(task, backend, comm, cfg.generation.max_new_tokens or task.max_new_tokens,
                           cfg.generation.batch_size, cfg.generation.exact_fast_path, backend.dtype)
-    return Job(comm, task, backend, perturbed, evaluator, threads)
+    return Job(comm, task, backend, perturbed, evaluator, threads, cfg.generation.members_per_call,
+               cfg.generation.population_memory_mb)
+
+
+def make_perturbed(cfg: Config, backend) -> params_mod.PerturbedParams:
+    """The parameters ES perturbs (es.params), with isotropic or low-rank noise (es.perturbation)."""
+    selected = params_mod.select(backend.named_parameters(), cfg.es.params)
+    on_change = getattr(backend, "on_change", None)
+    if cfg.es.perturbation == "lowrank":
+        return LowRankParams(selected, cfg.es.rank, cfg.es.master_device, on_change)
+    return params_mod.PerturbedParams(selected, cfg.es.master_device, on_change)
 
 
 def split_rows(task, split: str, size: int, field: str) -> list[dict]:
@@ -181,23 +205,43 @@ def checkpoint_job_file(cfg: Config, job: Job, path: Path, checkpoint_dir: Path,
     return log.f
 
 
-def evaluate_members(job: Job, seeds, signs, sigma: float, batch, rows, timer: PhaseTimer):
-    """This rank's members (k % W == rank): perturb, generate, score, restore. Returns the length-N reward
-    vector (zeros for other ranks' members), their packed per-prompt bits, and the tokens generated."""
-    n = len(seeds)
-    rewards, tokens = np.zeros(n), 0
-    bits = np.zeros((n, (len(rows) + 7) // 8), dtype=np.uint8)  # per-prompt 0/1 rewards, packed
-    for k in job.comm.owned(n):
+@contextmanager
+def perturbed_members(job: Job, seeds, scales, timer: PhaseTimer, batched: bool):
+    """The members (seed, scale) in the model for the block: one member perturbed in place, or several in a batched
+    population call (population.members); restored afterwards, timed as perturb and restore."""
+    with ExitStack() as undo:
         with timer("perturb"):
-            job.perturbed.perturb(int(seeds[k]), float(signs[k]) * sigma)
-        with timer("generate"):
-            texts, n_tok = job.evaluator.completions(batch, rows)
+            if batched:
+                undo.enter_context(population.members(job.backend.model, job.perturbed, seeds, scales))
+            else:
+                job.perturbed.perturb(int(seeds[0]), float(scales[0]))
+                undo.callback(job.perturbed.restore)
+        try:
+            yield
+        finally:
+            with timer("restore"):
+                undo.close()
+
+
+def evaluate_members(job: Job, seeds, signs, sigma: float, batch, rows, timer: PhaseTimer):
+    """This rank's members (k % W == rank), job.batch_members(P) per call: perturb, generate, score, restore.
+    Returns the length-N reward vector (zeros for other ranks' members), their packed per-prompt bits, and the
+    tokens generated."""
+    n, p = len(seeds), len(rows)
+    rewards, tokens = np.zeros(n), 0
+    bits = np.zeros((n, (p + 7) // 8), dtype=np.uint8)  # per-prompt 0/1 rewards, packed
+    owned = list(job.comm.owned(n))
+    per_call, batched = job.batch_members(p), job.batched(p)
+    for s in range(0, len(owned), per_call):
+        chunk = owned[s:s + per_call]
+        with perturbed_members(job, seeds[chunk], signs[chunk].astype(np.float64) * sigma, timer, batched):
+            with timer("generate"):
+                big = batch.repeat(len(chunk)) if batched else batch
+                texts, n_tok = job.evaluator.completions(big, rows * len(chunk), len(chunk) * p if batched else 0)
         with timer("score"):
-            per_prompt = job.evaluator.score(texts, rows)
-            rewards[k] = per_prompt.mean()
-            bits[k] = np.packbits(per_prompt >= 0.5)
-        with timer("restore"):
-            job.perturbed.restore()
+            per_prompt = job.evaluator.score(texts, rows * len(chunk)).reshape(len(chunk), p)
+            rewards[chunk] = per_prompt.mean(1)
+            bits[chunk] = np.packbits(per_prompt >= 0.5, axis=1)
         tokens += n_tok
     return rewards, bits, tokens
 

@@ -27,6 +27,10 @@ class Batch:
     input_ids: torch.Tensor
     attention_mask: torch.Tensor
 
+    def repeat(self, k: int) -> "Batch":
+        """k copies one after the other: the member-major batch of a batched population call."""
+        return Batch(self.input_ids.repeat(k, 1), self.attention_mask.repeat(k, 1))
+
 
 def pick_device(name: str, local_rank: int = 0) -> torch.device:
     """"auto" is this rank's GPU when there is one, else the CPU."""
