@@ -92,8 +92,8 @@ def run(cfg: Config, reduced: bool = False) -> dict:
     perturbed = make_perturbed(cfg, backend)
     job = Job(comm, task, backend, perturbed, evaluator, threads, cfg.generation.members_per_call,
               cfg.generation.population_memory_mb)
-    batched = job.batch_members(p)
-    batched = min(batched, n) if batched > 1 else n  # the configured batching, or the whole population in one call
+    batched = job.batch_members(p)  # as configured, or where that is 1 (the CPU's auto) generation.batch_size rows
+    batched = min(n, batched if batched > 1 else max(2, cfg.generation.batch_size // p))
     scorings = {"generate": False, "fast_path": True} if evaluator.exact_fast_path else {"generate": False}
     modes = {name: (fast, 1) for name, fast in scorings.items()}  # the per-member loop first: its peak memory
     modes.update({name + "_batched": (fast, batched) for name, fast in scorings.items()})

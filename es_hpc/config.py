@@ -53,8 +53,8 @@ class GenerationConfig:
     max_new_tokens: int = 0  # 0: the task's own hint
     batch_size: int = 256  # prompts per generate call
     exact_fast_path: bool = True  # score greedy decoding by one teacher-forced pass where the task has a reference
-    members_per_call: int = 0  # population members evaluated in one batched call; 0: as many as batch_size rows and
-    # population_memory_mb allow; 1: one member at a time (isotropic: perturb in place; lowrank always batches)
+    members_per_call: int = 0  # population members evaluated in one batched call; 0: on a GPU as many as batch_size
+    # rows and population_memory_mb allow, on the CPU 1; 1: one at a time (isotropic: perturbed in place)
     population_memory_mb: int = 1024  # budget for the stacked weight copies (isotropic) or factors of one call
 
 

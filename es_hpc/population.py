@@ -41,11 +41,15 @@ def member_bytes(perturbed) -> int:
     return sum(w.numel() * w.element_size() for w in perturbed.working)
 
 
-def members_per_call(requested: int, memory_mb: int, batch_size: int, perturbed, prompts: int) -> int:
-    """Members per batched call: `requested`, or with 0 as many as fit in batch_size rows of `prompts` prompts
-    and in memory_mb of stacked copies or factors (at least 1: the per-member loop)."""
+def members_per_call(requested: int, memory_mb: int, batch_size: int, perturbed, prompts: int,
+                     device: torch.device) -> int:
+    """Members per batched call: `requested`, or with 0 on a GPU as many as fit in batch_size rows of `prompts`
+    prompts and in memory_mb of stacked copies or factors. 0 on the CPU is 1 (the per-member loop): generation is
+    compute-bound there, and `python -m es_hpc bench` measures batching slower (README, Performance)."""
     if requested:
         return requested
+    if device.type != "cuda":
+        return 1
     return max(1, min(batch_size // prompts, memory_mb * 2**20 // max(member_bytes(perturbed), 1)))
 
 

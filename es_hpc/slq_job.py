@@ -70,6 +70,8 @@ def _run(cfg: Config, checkpoint_dir: Path, out_dir: Path, comm, cleanup: ExitSt
     is_root = comm.rank == 0
     say = print if is_root else (lambda *a, **k: None)
     c = cfg.slq
+    if c.operator == "stein" and cfg.es.perturbation != "isotropic":
+        raise ConfigError("es.perturbation: the Stein operator's Hessian estimate needs isotropic Gaussian noise")
     job = open_job(cfg, comm)
     task, backend, perturbed, evaluator = job.task, job.backend, job.perturbed, job.evaluator
     if (checkpoint_dir / MASTER).is_file():  # an es_hpc checkpoint of a non-fp32 model: its fp32 masters are theta

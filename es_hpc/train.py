@@ -145,7 +145,7 @@ class Job:
         if not hasattr(self.backend, "model"):
             return 1
         return population.members_per_call(self.members_per_call, self.population_memory_mb,
-                                           self.evaluator.batch_size, self.perturbed, prompts)
+                                           self.evaluator.batch_size, self.perturbed, prompts, self.backend.device)
 
     def batched(self, prompts: int) -> bool:
         return hasattr(self.backend, "model") and (

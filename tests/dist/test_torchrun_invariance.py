@@ -1,18 +1,24 @@
-"""The same run on 1 process and on 2 torchrun ranks (gloo, CPU): identical rewards, bit-identical weights."""
+"""The same run on 1 process and on 2 torchrun ranks (gloo, CPU): identical rewards, bit-identical weights; also
+with low-rank noise, where the single process evaluates 3 members per batched call and each rank one."""
 import sys
 
 import h5py
 import numpy as np
+import pytest
 
 from helpers import final_weights, rewards, run, same_bits, train_cmd
 
 SETS = ["es.population=6", "train.iterations=3"]
 
 
-def test_one_rank_equals_two_ranks(tiny_model_dir, tmp_path):
-    run(train_cmd(tiny_model_dir, tmp_path / "one", SETS))
+@pytest.mark.parametrize("one, two", [
+    ([], []),
+    (["es.perturbation=lowrank", "generation.members_per_call=3"], ["es.perturbation=lowrank"]),
+], ids=["isotropic", "lowrank"])
+def test_one_rank_equals_two_ranks(tiny_model_dir, tmp_path, one, two):
+    run(train_cmd(tiny_model_dir, tmp_path / "one", SETS + one))
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
-    proc = run(train_cmd(tiny_model_dir, tmp_path / "two", SETS), launcher=torchrun)
+    proc = run(train_cmd(tiny_model_dir, tmp_path / "two", SETS + two), launcher=torchrun)
     assert "2 rank(s)" in proc.stdout
     with h5py.File(tmp_path / "two" / "es_log.h5", "r") as f, h5py.File(tmp_path / "one" / "es_log.h5", "r") as g:
         assert f.attrs["world_size"] == 2 and f.attrs["comm"] == "torch"

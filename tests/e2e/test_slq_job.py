@@ -84,3 +84,11 @@ def test_existing_file_is_a_one_line_error(runs, tiny_model_dir):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"error: --out: {path} already exists; choose a new --out"]
     assert path.read_bytes() == before
+
+
+def test_stein_refuses_lowrank_noise(tiny_model_dir, tmp_path):
+    proc = run(slq_cmd(tiny_model_dir, tmp_path / "out", SMALL["stein"] + ["es.perturbation=lowrank"]), check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "error: es.perturbation: the Stein operator's Hessian estimate needs isotropic Gaussian noise"]
+    assert not (tmp_path / "out" / "slq.h5").exists()

@@ -128,10 +128,12 @@ def test_lowrank_direction_has_unit_variance():
 def test_members_per_call_from_budget(iso):
     per_member = population.member_bytes(iso.perturbed)
     assert per_member == 4 * iso.perturbed.numel  # one fp32 copy of the perturbed tensors
-    assert population.members_per_call(0, 1024, 256, iso.perturbed, 64) == 4  # batch_size rows bound it
-    assert population.members_per_call(0, 9, 4096, iso.perturbed, 64) == 9 * 2**20 // per_member  # memory does
-    assert population.members_per_call(0, 1, 4096, iso.perturbed, 64) == 1  # too little memory: the loop
-    assert population.members_per_call(3, 1, 4096, iso.perturbed, 64) == 3  # an explicit request wins
+    gpu, cpu = torch.device("cuda"), torch.device("cpu")
+    assert population.members_per_call(0, 1024, 256, iso.perturbed, 64, gpu) == 4  # batch_size rows bound it
+    assert population.members_per_call(0, 9, 4096, iso.perturbed, 64, gpu) == 9 * 2**20 // per_member  # memory does
+    assert population.members_per_call(0, 1, 4096, iso.perturbed, 64, gpu) == 1  # too little memory: the loop
+    assert population.members_per_call(0, 1024, 256, iso.perturbed, 64, cpu) == 1  # measured slower on the CPU
+    assert population.members_per_call(3, 1, 4096, iso.perturbed, 64, cpu) == 3  # an explicit request wins
 
 
 def test_lowrank_refuses_a_matrix_outside_linear_and_embedding():
