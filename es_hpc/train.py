@@ -191,6 +191,7 @@ def provenance(cfg: Config, job: Job) -> dict:
         "backend": cfg.generation.backend, "model": cfg.model.path, "dtype": job.backend.dtype,
         "task": cfg.task.name,
         "perturbed_parameters": job.perturbed.numel, "threads_per_rank": job.threads,
+        "perturbation": cfg.es.perturbation, "noise": job.perturbed.noise.implementation,
     }
 
 
@@ -294,7 +295,8 @@ def _run(cfg: Config, out_dir: Path, resume: bool, comm, cleanup: ExitStack) -> 
         log = H5Log(out_dir / cfg.log.file, provenance(cfg, job), resume_iteration=start if resume else None)
         cleanup.callback(log.close)
     say(f"es_hpc train: {comm.world_size} rank(s) x {threads} thread(s), {perturbed.numel:,} perturbed parameters, "
-        f"N={cfg.es.population} sigma={cfg.es.sigma} alpha={cfg.es.alpha}, P={cfg.train.prompts_per_iteration}")
+        f"N={cfg.es.population} sigma={cfg.es.sigma} alpha={cfg.es.alpha}, P={cfg.train.prompts_per_iteration}, "
+        f"{cfg.es.perturbation} noise ({perturbed.noise.implementation})")
 
     def evaluate(iteration: int) -> None:
         t0 = time.perf_counter()

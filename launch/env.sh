@@ -14,6 +14,14 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     python -m pip install -q -e ".[test]"
     touch "$stamp"
 fi
+# The native noise kernels (native/, built by CMake into es_hpc/_native/); rebuilt when their sources change.
+# Without a compiler or cmake, ES uses the torch fallback: the same noise, several times slower.
+lib=es_hpc/_native/libes_philox_noise.so
+if command -v cmake >/dev/null && { [ ! -e "$lib" ] || [ -n "$(find native CMakeLists.txt -newer "$lib" 2>/dev/null)" ]; }; then
+    echo "[es_hpc] building the native noise kernels (cmake -S . -B build && cmake --build build)"
+    { cmake -S . -B build -DPython3_EXECUTABLE="$(command -v python)" > /dev/null && cmake --build build -j 2 > /dev/null; } \
+        || echo "[es_hpc] native build failed: ES uses the torch noise fallback"
+fi
 export ES_HPC_TINY_MODEL=${ES_HPC_TINY_MODEL:-$PWD/.cache/tiny-model}
 tiny_model() {
     # Build the embedded tiny model once (about a minute); later runs reuse it.

@@ -44,10 +44,16 @@ class PerturbedParams:
 
     @torch.no_grad()
     def perturb(self, member_seed: int, scale: float) -> None:
-        """theta <- master + scale * eps(member_seed), one tensor at a time (scale = sign * sigma)."""
+        """theta <- master + scale * eps(member_seed), one tensor at a time (scale = sign * sigma).
+
+        Fused: straight into the working tensor when it is contiguous fp32 beside its master, else via a temporary."""
         for i, w, m in zip(self.indices, self.working, self.masters):
-            eps = self.noise.draw(member_seed, i, m.shape)
-            w.copy_(eps.mul_(scale).add_(m))
+            if w.dtype == torch.float32 and w.device == m.device and w.is_contiguous():
+                self.noise.axpy(w, m, member_seed, i, scale)
+            else:
+                t = self._scratch(m)
+                self.noise.axpy(t, m, member_seed, i, scale)
+                w.copy_(t)
         self.on_change(self.names, self.working)
 
     @torch.no_grad()
@@ -63,13 +69,22 @@ class PerturbedParams:
 
         Every rank calls this with the same seeds and coefficients, so every rank ends bit-identical."""
         for i, w, m in zip(self.indices, self.working, self.masters):
-            acc = torch.zeros_like(m)
+            acc = self._scratch(m).zero_()
             for seed, c in zip(seeds, coefficients):
                 if c != 0.0:
-                    acc.add_(self.noise.draw(int(seed), i, m.shape), alpha=float(c))
+                    self.noise.axpy(acc, acc, int(seed), i, float(c))  # acc += c eps, fused
             m.add_(acc)
             w.copy_(m)
         self.on_change(self.names, self.working)
+
+    def _scratch(self, like: torch.Tensor) -> torch.Tensor:
+        """An fp32 temporary shaped like `like` (a master), from one buffer kept for the largest master: a fresh
+        CPU allocation per tensor and call cost more in page faults than the noise itself."""
+        buf = getattr(self, "_buffer", None)
+        if buf is None or buf.device != like.device or buf.numel() < like.numel():
+            buf = self._buffer = torch.empty(max(m.numel() for m in self.masters), dtype=torch.float32,
+                                             device=like.device)
+        return buf[: like.numel()].view(like.shape)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """The fp32 masters by parameter name (what a checkpoint needs to resume bit-exactly)."""

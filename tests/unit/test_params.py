@@ -38,6 +38,19 @@ def test_restore_is_bit_exact_after_1000_cycles(tiny_model_dir, dtype):
     assert bits_equal(original, snapshot(model))
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_perturb_writes_master_plus_scaled_noise(dtype):
+    """fp32 working tensors get the fused axpy in place, others go through a temporary: both equal
+    (master + scale * eps).to(dtype), with scale * eps and the add rounded separately in fp32."""
+    model = small_model(dtype)
+    pp = PerturbedParams(select(list(model.named_parameters()), ["*"]))
+    pp.perturb(17, -0.03)
+    for i, w, m in zip(pp.indices, pp.working, pp.masters):
+        want = (pp.noise.draw(17, i, m.shape) * -0.03 + m).to(dtype)
+        assert torch.equal(w.view(torch.int16 if dtype != torch.float32 else torch.int32),
+                           want.view(torch.int16 if dtype != torch.float32 else torch.int32))
+
+
 def test_update_matches_materialized_reference():
     """The per-tensor fp32 update equals theta + sum_k c_k eps_k computed from explicitly stored noise."""
     model = small_model()
