@@ -84,8 +84,9 @@ def run(cfg: Config, reduced: bool = False) -> dict:
 
     evaluator.generate(batch)  # warm-up
     everyone = batch.repeat(n)
-    inference = min(_timed(lambda: [evaluator.generate(batch) for _ in range(n)], repeats),
-                    _timed(lambda: evaluator.generate(everyone), repeats))  # P or generation.batch_size rows a call
+    per_member = _timed(lambda: [evaluator.generate(batch) for _ in range(n)], repeats)  # P rows a call
+    pooled = _timed(lambda: evaluator.generate(everyone), repeats)  # generation.batch_size rows a call
+    inference = min(per_member, pooled)
     inference_peak = _peak_memory(backend.device)
     say(f"bench: generation alone, {n} x {p} completions: {inference[0]:.2f} s")
 
@@ -148,6 +149,7 @@ def run(cfg: Config, reduced: bool = False) -> dict:
         "perturbed_parameters": perturbed.numel, "reduced": reduced, "mode": best_mode,
         "iteration_seconds": it[0], "iteration_cpu_seconds": it[1],
         "inference_seconds": inference[0], "inference_cpu_seconds": inference[1],
+        "inference_seconds_by_rows_per_call": {p: per_member[0], min(n * p, cfg.generation.batch_size): pooled[0]},
         "overhead_ratio": it[0] / inference[0], "overhead_ratio_cpu": it[1] / inference[1],
         "phases": phase, "phases_note": "noise is part of perturb and update",
         "noise_share": phase["noise"] / it[0],

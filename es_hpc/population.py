@@ -54,7 +54,7 @@ def members_per_call(requested: int, memory_mb: int, batch_size: int, perturbed,
 
 
 def _split(value, k: int, rows: int):
-    """Member k's rows of a forward argument (tensors whose first dimension is the whole batch)."""
+    """The k members' row blocks of a forward argument whose first dimension is the whole batch, else None."""
     if torch.is_tensor(value) and value.dim() > 0 and value.shape[0] == rows:
         size = rows // k
         return list(value.split(size))
@@ -109,7 +109,8 @@ def members(model: torch.nn.Module, perturbed, seeds, scales):
                 for seed, scale in zip(seeds, scales):
                     if perturbed.is_matrix[j]:
                         a, b = perturbed.factors(int(seed), j)
-                        factors.setdefault(j, []).append((a.mul_(float(scale) / root).to(w.device, w.dtype), b.to(w.device, w.dtype)))
+                        a = a.mul_(float(scale) / root).to(w.device, w.dtype)
+                        factors.setdefault(j, []).append((a, b.to(w.device, w.dtype)))
                     else:
                         copy = perturbed.direction(int(seed), j).mul_(float(scale)).add_(m).to(w.device, w.dtype)
                         copies.setdefault(j, []).append(copy)
