@@ -80,12 +80,12 @@ def _per_member(module, forward, params: list[dict], args, kwargs):
     return torch.cat(outs)
 
 
-def _low_rank_term(module, x: torch.Tensor, factors: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+def _low_rank_term(module, x: torch.Tensor, factors: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
     """Each member's scale * (x B) A^T / sqrt(r) (Linear) or scale * A[ids] B^T / sqrt(r) (Embedding), stacked
-    over members in the batch's row order; `factors` hold (scale * A / sqrt(r), B) per member."""
-    k = len(factors)
-    a = torch.stack([f[0] for f in factors])  # K x out x r (Embedding: K x vocab x r)
-    b = torch.stack([f[1] for f in factors])  # K x in x r (Embedding: K x hidden x r)
+    over members in the batch's row order; `factors` are scale * A / sqrt(r) (K x out x r; an embedding's
+    K x vocab x r) and B (K x in x r; K x hidden x r), stacked over the K members."""
+    a, b = factors
+    k = a.shape[0]
     xs = x.reshape(k, -1, *x.shape[1:])
     if isinstance(module, torch.nn.Embedding):
         rows = torch.stack([a[i][xs[i]] for i in range(k)])  # K x rows x ... x r
@@ -120,6 +120,7 @@ def members(model: torch.nn.Module, perturbed, seeds, scales):
                 for j, w in enumerate(perturbed.working):
                     copies.setdefault(j, []).append(w.clone())
             perturbed.restore()
+    factors = {j: (torch.stack([a for a, _ in f]), torch.stack([b for _, b in f])) for j, f in factors.items()}
     for module, own in owners:
         if any(j in factors for _, j in own) and not isinstance(module, (torch.nn.Linear, torch.nn.Embedding)):
             name = next(name for name, j in own if j in factors)
