@@ -140,14 +140,16 @@ class Job:
     population_memory_mb: int = 1024
 
     def batch_members(self, prompts: int) -> int:
-        """Members evaluated per call on `prompts` prompts: 1 (the per-member loop) unless the backend holds the
-        model in this process (transformers) and batching applies; low-rank noise always batches there."""
+        """Members evaluated per call on `prompts` prompts: 1 unless the backend holds the model in this process
+        (transformers) and generation.members_per_call, or its auto rule (population.members_per_call), says more."""
         if not hasattr(self.backend, "model"):
             return 1
         return population.members_per_call(self.members_per_call, self.population_memory_mb,
                                            self.evaluator.batch_size, self.perturbed, prompts, self.backend.device)
 
     def batched(self, prompts: int) -> bool:
+        """Whether members go through population.members (several per call, or low-rank noise added in the forward
+        pass) rather than being perturbed in place one at a time."""
         return hasattr(self.backend, "model") and (
             isinstance(self.perturbed, LowRankParams) or self.batch_members(prompts) > 1)
 
