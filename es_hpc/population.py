@@ -142,10 +142,10 @@ def members(model: torch.nn.Module, perturbed, seeds, scales):
 def _forward(module, full, lr, copies, factors, k):
     """The forward of one module inside `members`: per-member copies for `full`, low-rank terms for `lr`."""
     original = type(module).forward.__get__(module)
+    params = [{name: copies[j][i] for name, j in full} for i in range(k)]  # once, not at every decoding step
 
     def forward(*args, **kwargs):
         if full:
-            params = [{name: copies[j][i] for name, j in full} for i in range(k)]
             out = _per_member(module, original, params, args, kwargs)
         else:
             out = original(*args, **kwargs)

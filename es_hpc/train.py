@@ -237,12 +237,13 @@ def evaluate_members(job: Job, seeds, signs, sigma: float, batch, rows, timer: P
     per_call, batched = job.batch_members(p), job.batched(p)
     for s in range(0, len(owned), per_call):
         chunk = owned[s:s + per_call]
+        chunk_rows = rows * len(chunk)  # member-major, as population.members expects
         with perturbed_members(job, seeds[chunk], signs[chunk].astype(np.float64) * sigma, timer, batched):
             with timer("generate"):
                 big = batch.repeat(len(chunk)) if batched else batch
-                texts, n_tok = job.evaluator.completions(big, rows * len(chunk), len(chunk) * p if batched else 0)
+                texts, n_tok = job.evaluator.completions(big, chunk_rows, len(chunk_rows) if batched else 0)
         with timer("score"):
-            per_prompt = job.evaluator.score(texts, rows * len(chunk)).reshape(len(chunk), p)
+            per_prompt = job.evaluator.score(texts, chunk_rows).reshape(len(chunk), p)
             rewards[chunk] = per_prompt.mean(1)
             bits[chunk] = np.packbits(per_prompt >= 0.5, axis=1)
         tokens += n_tok

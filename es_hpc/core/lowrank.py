@@ -48,9 +48,7 @@ class LowRankParams(PerturbedParams):
     def update(self, seeds: np.ndarray, coefficients: np.ndarray) -> None:
         """master += sum_k c_k direction_k (fp32, in member order for the isotropic tensors), then restore."""
         live = [(int(s), float(c)) for s, c in zip(seeds, coefficients) if c != 0.0]
-        for j, (w, m) in enumerate(zip(self.working, self.masters)):
-            if not live:
-                break
+        for j, m in enumerate(self.masters if live else []):
             if self.is_matrix[j]:
                 pairs = [self.factors(s, j) for s, _ in live]
                 a = torch.cat([p[0] * c for p, (_, c) in zip(pairs, live)], dim=1)  # out x (N r)
