@@ -16,7 +16,7 @@ class ConfigError(ValueError):
 
 @dataclass
 class ModelConfig:
-    path: str = ".cache/tiny-model"  # local directory or hub id (e.g. Qwen/Qwen2.5-1.5B-Instruct)
+    path: str = "embedded:tiny"  # embedded:NAME (shipped), local directory or hub id (e.g. Qwen/Qwen2.5-1.5B-Instruct)
     dtype: str = "auto"  # auto (bfloat16 on a GPU, float32 on the CPU) | float32 | bfloat16 | float16
     device: str = "auto"  # auto | cpu | cuda
     trust_remote_code: bool = False

@@ -1,9 +1,10 @@
-"""The embedded default model: a ~1M-parameter Qwen2 built offline and pretrained until it is partly right.
+"""The recipe of the embedded default model: a ~1M-parameter Qwen2 built offline, pretrained until partly right.
 
 No model hub is reachable on the build machines, so the project makes its own: a character-level tokenizer
 with a Qwen-style chat template, a small Qwen2ForCausalLM, and a short supervised pretraining on the
 arithmetic task that stops on a measured held-out accuracy near 0.3, leaving ES visible headroom.
-The build is deterministic (fixed seeds, one thread): two builds on one machine give identical weights.
+The build is deterministic (fixed seeds, one thread): two builds on one machine give identical weights, but
+builds on other machines have differed, so one build ships in es_hpc/models/tiny and every machine uses it.
 """
 from __future__ import annotations
 
@@ -18,12 +19,16 @@ import torch
 import transformers
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
 from transformers import GenerationConfig, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
-from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
 
 from . import atomic, tasks
+from . import models as embedded
 
 PAD, IM_START, IM_END = "<|endoftext|>", "<|im_start|>", "<|im_end|>"
 CHARS = [chr(c) for c in range(32, 127)] + ["\n"]  # printable ASCII and newline: any task's plain text
+# Qwen2's pre-tokenization split (its tokenizer rebuilds this pipeline around the saved vocab on load).
+PRETOKENIZE_REGEX = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
 CHAT_TEMPLATE = (
     "{%- for message in messages %}"
     "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
@@ -170,7 +175,8 @@ def build_tiny_model(out_dir, seed: int = 0, log=print) -> dict:
     try:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        (tmp / "tiny_model.json").write_text(json.dumps(facts, indent=2) + "\n")
+        facts["sha256"] = embedded.file_digests(tmp)  # checked whenever the model is loaded
+        (tmp / embedded.FACTS).write_text(json.dumps(facts, indent=2) + "\n")
         for f in tmp.iterdir():  # mkdtemp and safetensors make some private; the model is meant to be shared
             f.chmod(0o644)
         tmp.chmod(0o755)
@@ -180,7 +186,17 @@ def build_tiny_model(out_dir, seed: int = 0, log=print) -> dict:
         raise
     log(f"tiny-model saved to {out}: {facts['parameters']} parameters, {steps} steps, "
         f"val acc {val_acc:.3f}, test acc {test_acc:.3f}, {facts['seconds']} s")
-    return facts
+    differs = differs_from_embedded(facts["sha256"])
+    log("tiny-model: " + (f"differs from the embedded model ({embedded.HERE / 'tiny'}) in {', '.join(differs)}"
+                          if differs else "identical to the embedded model, file for file"))
+    return dict(facts, differs_from_embedded=differs)
+
+
+def differs_from_embedded(digests: dict[str, str]) -> list[str]:
+    """The files whose sha256 differ from the embedded tiny model's (a rebuild elsewhere may differ: that is why
+    the model ships instead of being rebuilt on every machine)."""
+    shipped = json.loads((embedded.HERE / "tiny" / embedded.FACTS).read_text())["sha256"]
+    return sorted(name for name in set(shipped) | set(digests) if shipped.get(name) != digests.get(name))
 
 
 def build_random_model(out_dir, hidden: int, layers: int, seed: int = 0) -> dict:

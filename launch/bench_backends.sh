@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Backend benchmark: the same ES run (tiny default, evaluation and checkpoints off) with the transformers and the
 # vLLM backend in the vLLM environment, then seconds per iteration by phase from each run's HDF5 log.
-#   bash launch/bench_backends.sh [ITERATIONS] [MODEL_DIR]     (default 10 iterations, the tiny model)
+#   bash launch/bench_backends.sh [ITERATIONS] [MODEL]     (default 10 iterations, embedded:tiny)
 # Generation is compared as such: the transformers backend's teacher-forced fast path is switched off.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash launch/vllm_env.sh
 PY=.venv-vllm/bin/python
 ITERS=${1:-10}
-MODEL=${2:-${ES_HPC_TINY_MODEL:-.cache/tiny-model}}
+MODEL=${2:-embedded:tiny}
 OUT=${OUT:-runs/bench-backends-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"
 SETS=(--set model.path="$MODEL" --set train.eval_every=0 --set train.keep_best=false --set train.checkpoint_every=0

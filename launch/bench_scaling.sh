@@ -5,15 +5,14 @@
 #   bash launch/bench_scaling.sh [ITERATIONS]      (default 20; evaluation and checkpoints off)
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
-tiny_model
 ITERS=${1:-20}
 OUT=${OUT:-runs/bench-scaling-$(date +%Y%m%d-%H%M%S)}
 BIG=${BIG:-.cache/random-h256}
 [ -f "$BIG/config.json" ] || python -m es_hpc make-random-model --out "$BIG" --hidden 256 --layers 4 > /dev/null
 mkdir -p "$OUT"
 QUIET=(--set train.eval_every=0 --set train.keep_best=false --set train.checkpoint_every=0 --set train.iterations="$ITERS")
-for model in "$ES_HPC_TINY_MODEL" "$BIG"; do
-    name=$(basename "$model")
+for model in embedded:tiny "$BIG"; do
+    name=$(basename "${model#embedded:}")
     for threads in 2 1; do
         python -m es_hpc train --config configs/tiny.yaml --out "$OUT/$name-1x$threads" --set model.path="$model" \
             --set train.threads=$threads "${QUIET[@]}" > "$OUT/$name-1x$threads.log"

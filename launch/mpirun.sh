@@ -15,7 +15,7 @@ MPIRUN=${MPIRUN:-mpirun}
 args=(-n "$NPROC" --bind-to none --oversubscribe)
 if "$MPIRUN" --version 2>/dev/null | grep -q "Open MPI"; then
     [ "$(id -u)" -ne 0 ] || args+=(--allow-run-as-root)
-    for var in PATH VIRTUAL_ENV PYTHONPATH PYTHONUNBUFFERED ES_HPC_TINY_MODEL HF_HOME; do
+    for var in PATH VIRTUAL_ENV PYTHONPATH PYTHONUNBUFFERED ES_HPC_NATIVE_DIR HF_HOME; do
         [ -z "${!var+x}" ] || args+=(-x "$var")
     done
 else  # MPICH / Intel MPI (Hydra): no --oversubscribe, and the whole environment is passed by default

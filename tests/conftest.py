@@ -1,4 +1,4 @@
-"""Shared fixtures: the tiny model is built once per checkout (or taken from ES_HPC_TINY_MODEL)."""
+"""Shared fixtures: the embedded tiny model (or ES_HPC_TINY_MODEL) and the interpreter."""
 from __future__ import annotations
 
 import os
@@ -7,21 +7,21 @@ from pathlib import Path
 
 import pytest
 
+from es_hpc import models
+
 REPO = Path(__file__).resolve().parents[1]
 
 
 def tiny_model_path() -> Path:
-    return Path(os.environ.get("ES_HPC_TINY_MODEL", REPO / ".cache" / "tiny-model"))
+    """ES_HPC_TINY_MODEL when set, else the embedded model that ships with es_hpc."""
+    return Path(os.environ.get("ES_HPC_TINY_MODEL") or models.resolve("embedded:tiny"))
 
 
 @pytest.fixture(scope="session")
 def tiny_model_dir() -> Path:
-    """The embedded tiny model, built with the project's own command if it is not there yet."""
+    """The tiny model every test uses: its files checked against the sha256 digests it records."""
     path = tiny_model_path()
-    if not (path / "tiny_model.json").is_file():
-        from es_hpc.tiny_model import build_tiny_model
-
-        build_tiny_model(path)
+    models.verify(path)
     return path
 
 

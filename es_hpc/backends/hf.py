@@ -46,16 +46,16 @@ class HFBackend:
 
     def __init__(self, cfg: ModelConfig, device: torch.device):
         """Load the model in `model.dtype`; "auto" is resolved here into `self.dtype`, the dtype that runs."""
-        model_path.check(cfg.path)
+        path = model_path.resolve(cfg.path)
         self.dtype = resolve_dtype(cfg.dtype, device)
         hf_logging.disable_progress_bar()  # per-shard bars would flood batch-job logs at every checkpoint
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(cfg.path, trust_remote_code=cfg.trust_remote_code)
+            self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=cfg.trust_remote_code)
             self.model = AutoModelForCausalLM.from_pretrained(
-                cfg.path, dtype=DTYPES[self.dtype], trust_remote_code=cfg.trust_remote_code
+                path, dtype=DTYPES[self.dtype], trust_remote_code=cfg.trust_remote_code
             )
         except (OSError, ValueError) as exc:  # not found / offline; custom code without trust_remote_code
-            raise model_path.load_error(cfg.path, exc) from None
+            raise model_path.load_error(path, exc) from None
         self.model.to(device).eval()
         self.model.requires_grad_(False)
         self.device = device

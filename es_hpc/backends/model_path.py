@@ -1,9 +1,10 @@
-"""Resolve `model.path` to a local directory or a hub id, with errors that say what to do."""
+"""Resolve `model.path` to a local directory (an embedded model, checked) or a hub id, with errors that say what to do."""
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+from .. import models
 from ..config import ConfigError
 
 
@@ -12,16 +13,26 @@ def is_local(path: str) -> bool:
     return path.startswith((".", "/", "~")) or Path(path).expanduser().exists()
 
 
-def check(path: str) -> None:
-    """Fail early, with one line naming model.path, when a local model directory is missing."""
+def resolve(path: str) -> str:
+    """The model.path to load: `embedded:NAME` becomes the shipped directory; a local directory must hold a
+    model, and one that records sha256 digests (the embedded models) must match them. One-line ConfigErrors."""
+    try:
+        path = models.resolve(path)
+    except ValueError as exc:
+        raise ConfigError(f"model.path: {exc}") from None
     if not is_local(path):
-        return
+        return path
     p = Path(path).expanduser()
     if not (p / "config.json").is_file():
         raise ConfigError(
-            f"model.path: no model at {p} (no config.json); build the tiny model with "
+            f"model.path: no model at {p} (no config.json); use the embedded model (embedded:tiny), build one with "
             f"`python -m es_hpc make-tiny-model --out {path}` or point it at a saved Hugging Face model"
         )
+    try:
+        models.verify(p)
+    except ValueError as exc:
+        raise ConfigError(f"model.path: {exc}") from None
+    return str(p)
 
 
 def load_error(path: str, exc: Exception) -> ConfigError:

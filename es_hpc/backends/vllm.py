@@ -38,7 +38,7 @@ class VLLMBackend:
     generates with them; `on_change` (PerturbedParams' hook) reloads all of them into the engine."""
 
     def __init__(self, model: ModelConfig, generation: GenerationConfig):
-        model_path.check(model.path)
+        path = model_path.resolve(model.path)
         self.dtype = resolve_dtype(model.dtype, pick_device(model.device))  # as HFBackend
         # In-process engine core: a tensor-parallel size of 1 then keeps the worker in this process, so a weight
         # push passes tensors by reference instead of serializing the model for every population member.
@@ -47,7 +47,7 @@ class VLLMBackend:
         vllm = _import_vllm()
         from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-        self.path = Path(model.path).expanduser() if model_path.is_local(model.path) else Path(_snapshot(model.path))
+        self.path = Path(path) if model_path.is_local(path) else Path(_snapshot(path))
         self.tokenizer = AutoTokenizer.from_pretrained(self.path, trust_remote_code=model.trust_remote_code)
         config = AutoConfig.from_pretrained(self.path, trust_remote_code=model.trust_remote_code)
         with torch.device("meta"):  # names and order exactly as HFBackend sees them (tied weights once)
