@@ -32,6 +32,7 @@ def test_corrupted_rank_is_named(tiny_model_dir, tmp_path):
     flat = tensors[name].view(-1)
     flat[0] = torch.nextafter(flat[0], torch.tensor(float("inf")))
     save_file(tensors, bad / "model.safetensors", metadata={"format": "pt"})
+    (bad / "tiny_model.json").unlink()  # its digests would refuse the copy at load, before any checksum
 
     port = free_port()
     procs = []

@@ -1,4 +1,4 @@
-"""The README's main command, shortened: venv reuse, tiny model reuse, 2 torchrun ranks, curve and summary."""
+"""The README's main command, shortened: venv reuse, the embedded model, 2 torchrun ranks, curve and summary."""
 import os
 import subprocess
 import sys
@@ -8,8 +8,8 @@ import h5py
 from helpers import REPO
 
 
-def test_quickstart_script(tiny_model_dir, tmp_path):
-    env = dict(os.environ, VENV=sys.prefix, ES_HPC_TINY_MODEL=str(tiny_model_dir), RUN=str(tmp_path / "qs"))
+def test_quickstart_script(tmp_path):
+    env = dict(os.environ, VENV=sys.prefix, RUN=str(tmp_path / "qs"))
     proc = subprocess.run(
         ["bash", "launch/quickstart.sh", "--set", "train.iterations=2", "--set", "es.population=4",
          "--set", "train.prompts_per_iteration=8", "--set", "train.eval_prompts=32", "--set", "train.eval_every=1"],
@@ -19,3 +19,4 @@ def test_quickstart_script(tiny_model_dir, tmp_path):
     assert (tmp_path / "qs" / "reward_curve.png").stat().st_size > 10_000
     with h5py.File(tmp_path / "qs" / "es_log.h5", "r") as f:
         assert f.attrs["world_size"] == 2 and f["train/rewards"].shape == (2, 4)
+        assert f.attrs["model"] == "embedded:tiny"
