@@ -1,6 +1,7 @@
 """Reward curve and summary of a train log: `python -m analysis.train_curve LOG.h5 [--png OUT.png] [--json]`.
 
-Reads only the documented HDF5 schema (README, "HDF5 log schema").
+Reads only the documented HDF5 schema (README, "HDF5 log schema"), of a finished run or of one still running
+(the rows flushed so far).
 """
 from __future__ import annotations
 
@@ -8,27 +9,39 @@ import argparse
 import json
 import sys
 
-import h5py
 import numpy as np
+
+from analysis.hdf5 import complete_rows, open_file
+
+
+def read(path: str) -> tuple[dict, dict, dict]:
+    """The log's root attributes and the train/ and eval/ columns used here, each table cut to its complete rows
+    (of a running job: those flushed so far)."""
+    with open_file(path) as f:
+        train = complete_rows(f["train"], ("iteration", "rewards", "wall", "baseline_drift"))
+        ev = complete_rows(f["eval"], [k for k in ("iteration", "reward", "select_reward") if k in f["eval"]])
+        attrs = dict(f.attrs)
+    if not len(ev["iteration"]):
+        raise ValueError("no evaluation logged yet")
+    return attrs, train, ev
 
 
 def summarize(path: str) -> dict:
     """Start, best-by-selection and final held-out reward, with the gain of the kept checkpoint."""
-    with h5py.File(path, "r") as f:
-        it = f["eval/iteration"][:]
-        reward = f["eval/reward"][:].astype(float)
-        select = f["eval/select_reward"][:].astype(float) if "eval/select_reward" in f else None
-        cfg = json.loads(f.attrs["config"])
-        out = {
-            "file": path,
-            "iterations_logged": int(f["train/iteration"].shape[0]),
-            "world_size": int(f.attrs["world_size"]),
-            "wall_seconds": float(f["train/wall"][-1]) if f["train/wall"].shape[0] else 0.0,
-            "eval_split": cfg["train"]["eval_split"],
-            "initial_reward": float(reward[0]),
-            "final_reward": float(reward[-1]),
-            "max_baseline_drift": float(np.nanmax(np.abs(f["train/baseline_drift"][:]), initial=0.0)),
-        }
+    attrs, train, ev = read(path)
+    cfg = json.loads(attrs["config"])
+    it, reward = ev["iteration"], ev["reward"].astype(float)
+    select = ev["select_reward"].astype(float) if "select_reward" in ev else None
+    out = {
+        "file": path,
+        "iterations_logged": len(train["iteration"]),
+        "world_size": int(attrs["world_size"]),
+        "wall_seconds": float(train["wall"][-1]) if len(train["wall"]) else 0.0,
+        "eval_split": cfg["train"]["eval_split"],
+        "initial_reward": float(reward[0]),
+        "final_reward": float(reward[-1]),
+        "max_baseline_drift": float(np.nanmax(np.abs(train["baseline_drift"]), initial=0.0)),
+    }
     k = int(np.argmax(select)) if select is not None else len(reward) - 1
     out.update(kept_iteration=int(it[k]), kept_reward=float(reward[k]), gain=float(reward[k] - reward[0]))
     if select is not None:
@@ -43,11 +56,10 @@ def plot(path: str, png: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    with h5py.File(path, "r") as f:
-        t, rewards = f["train/iteration"][:], f["train/rewards"][:]
-        it, reward = f["eval/iteration"][:], f["eval/reward"][:]
-        select = f["eval/select_reward"][:] if "eval/select_reward" in f else None
-        cfg = json.loads(f.attrs["config"])
+    attrs, train, ev = read(path)
+    cfg = json.loads(attrs["config"])
+    t, rewards = train["iteration"], train["rewards"]
+    it, reward, select = ev["iteration"], ev["reward"], ev.get("select_reward")
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.plot(t, rewards.mean(1), lw=0.8, color="0.6", label="train: population mean")
     ax.plot(t, rewards.max(1), lw=0.5, color="0.8", label="train: population max")
@@ -73,7 +85,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     try:
         s = summarize(args.log)
-    except (OSError, KeyError) as exc:
+    except (OSError, KeyError, ValueError) as exc:
         print(f"error: {args.log}: not a readable train log ({exc})", file=sys.stderr)
         return 2
     if args.png:
@@ -83,9 +95,11 @@ def main(argv=None) -> int:
     else:
         kept = f"kept iteration {s['kept_iteration']}" + (
             f" (best {s['select_split']} {s['kept_select_reward']:.3f})" if "select_split" in s else "")
-        print(f"{s['iterations_logged']} iterations on {s['world_size']} rank(s) in {s['wall_seconds']:.0f} s; "
+        # the first line is the run's result, the same on every machine; the second its timing, which is not
+        print(f"{s['iterations_logged']} iterations on {s['world_size']} rank(s); "
               f"{s['eval_split']} reward {s['initial_reward']:.3f} -> {s['kept_reward']:.3f} "
               f"({s['gain']:+.3f}, {kept}); final {s['final_reward']:.3f}; max baseline drift {s['max_baseline_drift']:g}")
+        print(f"wall time {s['wall_seconds']:.0f} s of training")
     return 0
 
 

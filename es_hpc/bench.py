@@ -21,7 +21,11 @@ from .config import Config
 from .core.lowrank import LowRankParams
 from .core.seeds import member_seeds
 from .h5log import H5Log
-from .train import Evaluator, Job, PhaseTimer, evaluate_members, exchange_and_update, make_perturbed, set_threads
+from .train import (PHASES, Evaluator, Job, PhaseTimer, evaluate_members, exchange_and_update, log_tables,
+                    make_perturbed, set_threads)
+
+LOGGED = ("iteration", "seeds", "rewards", "prompt_bits", "tokens")  # the train log's columns a bench row writes
+
 
 def _timed(fn, repeats: int) -> tuple[float, float]:
     """Best (wall seconds, CPU seconds) of `repeats` calls of fn."""
@@ -55,7 +59,7 @@ def memcpy_bandwidth(device: torch.device, mib: int = 256, repeats: int = 5) -> 
 def _iteration(job: Job, cfg: Config, t: int, batch, rows, log: H5Log) -> tuple[PhaseTimer, int]:
     """One ES iteration of the train loop on this process (members, exchange, update, log row), phase-timed;
     also the number of members whose noise the update drew (those with a non-zero coefficient)."""
-    timer = PhaseTimer()
+    timer = PhaseTimer((*PHASES, "log"))
     seeds, signs = member_seeds(cfg.es.seed, t, cfg.es.population, cfg.es.antithetic)
     rewards, bits, tokens = evaluate_members(job, seeds, signs, cfg.es.sigma, batch, rows, timer)
     rewards, (tokens,), bits, coef = exchange_and_update(job, cfg, seeds, signs, rewards, bits, [tokens], timer)
@@ -104,7 +108,8 @@ def run(cfg: Config, reduced: bool = False) -> dict:
     es_peak = None
     iterations, phases, drawn_by = {}, {}, {}
     with tempfile.TemporaryDirectory() as tmp:
-        log = H5Log(Path(tmp) / "bench.h5", {"config": cfg.to_json()})
+        train = log_tables(cfg)["train"]
+        log = H5Log(Path(tmp) / "bench.h5", {"config": cfg.to_json()}, {"train": {k: train[k] for k in LOGGED}})
         t = 0
         for mode, (fast, per_call) in modes.items():
             if per_call > 1 and es_peak is None:

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 from .config import ConfigError
 from .errors import EXIT_PREEMPTED, Diverged, Preempted
+from .resources import config_path
 
 USAGE_ERRORS = (ConfigError, FileExistsError, FileNotFoundError)
 
@@ -36,13 +38,13 @@ def _probe(cfg, args):
 def _clss(cfg, args):
     from . import clss_job
 
-    return clss_job.run(cfg, Path(args.checkpoint), Path(args.out))
+    return clss_job.run(cfg, args.checkpoint, Path(args.out))
 
 
 def _slq(cfg, args):
     from . import slq_job
 
-    return slq_job.run(cfg, Path(args.checkpoint), Path(args.out))
+    return slq_job.run(cfg, args.checkpoint, Path(args.out))
 
 
 def _bench(args) -> None:
@@ -70,10 +72,21 @@ def _make_random_model(args) -> None:
     print(json.dumps(build_random_model(Path(args.out), args.hidden, args.layers, args.seed)))
 
 
+def _checkpoint(arg: str) -> Path:
+    """--checkpoint: a save_pretrained directory, or embedded:NAME for a model that ships with es_hpc."""
+    from . import models
+
+    try:
+        return Path(models.resolve(arg))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _config_parser(sub, name: str, help: str, config: str, job=None):
     """A subcommand that reads a YAML config (`--config`, `--set` overrides); `job` runs it through _job."""
     p = sub.add_parser(name, help=help)
-    p.add_argument("--config", required=True, help=f"YAML config ({config})")
+    p.add_argument("--config", required=True, type=config_path,
+                   help=f"YAML config: a file, or a name under es_hpc's configs such as tiny ({config})")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a config value")
     if job is not None:
         p.set_defaults(func=_job, job=job)
@@ -91,11 +104,13 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("--out", required=True, help="output directory; reruns resume (analysis: python -m analysis.best_of_n)")
     c = _config_parser(sub, "clss", "CLSS probe trajectories from a checkpoint (Algorithm 2 step 1) into HDF5",
                        "see configs/tiny_clss.yaml; its clss section", _clss)
-    c.add_argument("--checkpoint", required=True, help="save_pretrained directory to probe (replaces model.path)")
+    c.add_argument("--checkpoint", required=True, type=_checkpoint,
+                   help="save_pretrained directory or embedded:NAME to probe (replaces model.path)")
     c.add_argument("--out", required=True, help="output directory; the file is clss.file (fit: python -m analysis.clss)")
     s = _config_parser(sub, "slq", "Lanczos over a curvature operator of the model (Algorithm 3) into HDF5",
                        "see configs/tiny_slq.yaml; its slq section", _slq)
-    s.add_argument("--checkpoint", required=True, help="save_pretrained directory to analyse (replaces model.path)")
+    s.add_argument("--checkpoint", required=True, type=_checkpoint,
+                   help="save_pretrained directory or embedded:NAME to analyse (replaces model.path)")
     s.add_argument("--out", required=True, help="output directory; the file is slq.file (analysis: python -m analysis.slq)")
     b = _config_parser(sub, "bench", "cost of an ES iteration against generation alone, phase by phase",
                        "see configs/tiny.yaml")
@@ -130,3 +145,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"preempted: {exc}", file=sys.stderr)
         return EXIT_PREEMPTED
     return 0
+
+
+def run() -> None:
+    """`python -m es_hpc` and the `es-hpc` script: main(), then exit with its code.
+
+    After a torch.distributed job the process group is already destroyed and every file closed; interpreter
+    finalization is skipped there, since gloo's worker threads can abort the process during it ("terminate called
+    without an active exception", seen under srun)."""
+    code = main()
+    if "es_hpc.comm.torch_dist" in sys.modules:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)

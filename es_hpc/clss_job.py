@@ -28,13 +28,32 @@ from .tasks import fixed_pool
 from .train import PhaseTimer, checkpoint_job_file, evaluate_members, open_job, split_rows
 
 
-def trajectory_seed(base: int, alpha_index: int, population: int, r: int) -> int:
-    """Base seed of one probe trajectory: independent streams for every (alpha, N, r)."""
-    return int(np.random.SeedSequence([base, alpha_index, population, r, 1 << 33]).generate_state(1, np.uint32)[0])
+def trajectory_seeds(base: int, alpha_index: int, population: int, seeds: int) -> np.ndarray:
+    """Base seeds of the R probe trajectories of one (alpha, N): independent streams for every (alpha, N, r)."""
+    return np.array([np.random.SeedSequence([base, alpha_index, population, r, 1 << 33]).generate_state(1, np.uint32)[0]
+                     for r in range(seeds)], dtype=np.int64)
 
 
 def group_name(alpha_index: int, population: int, n_alphas: int) -> str:
     return f"N{population}" if n_alphas == 1 else f"a{alpha_index}_N{population}"
+
+
+def _create_layout(f, cfg: Config, alphas: list[float]) -> None:
+    """One clss/ subgroup per (alpha, N), every trajectory's row pre-filled with NaN (SCHEMA.md): a job stopped
+    early shows the populations it never reached as all NaN."""
+    c = cfg.clss
+    R, T = c.seeds, c.steps
+    for ai, alpha in enumerate(alphas):
+        for N in c.populations:
+            g = f.create_group(f"clss/{group_name(ai, N, len(alphas))}")
+            g.attrs.update(population=N, sigma=cfg.es.sigma, alpha=alpha, seeds=R, steps=T,
+                           prompts_per_step=c.prompts_per_step, baseline=c.baseline, fixed_prompts=c.fixed_prompts,
+                           shaping=cfg.es.shaping, update_form=cfg.es.update_form)
+            g.create_dataset("trajectory_seed", data=trajectory_seeds(cfg.es.seed, ai, N, R))
+            for key in ("rewards", "distance", "population_mean"):
+                g.create_dataset(key, data=np.full((R, T), np.nan, dtype=np.float32))
+            g.create_dataset("start_reward", data=np.full(R, np.nan, dtype=np.float32))
+            g.create_dataset("wall", data=np.full(R, np.nan))
 
 
 def run(cfg: Config, checkpoint_dir: Path, out_dir: Path) -> dict | None:
@@ -64,7 +83,8 @@ def _run(cfg: Config, checkpoint_dir: Path, out_dir: Path, comm, cleanup: ExitSt
     sigma, R, T, P = cfg.es.sigma, c.seeds, c.steps, c.prompts_per_step
     pool = fixed_pool(train_rows, P, cfg.es.seed) if c.fixed_prompts else None
 
-    f = checkpoint_job_file(cfg, job, out_dir / c.file, checkpoint_dir, cleanup)
+    f = checkpoint_job_file(cfg, job, out_dir / c.file, checkpoint_dir, cleanup,
+                            lambda f: _create_layout(f, cfg, alphas))
     say(f"es_hpc clss: {comm.world_size} rank(s) x {threads} thread(s), {perturbed.numel:,} perturbed parameters, "
         f"N in {c.populations}, alpha in {alphas}, sigma={sigma}, R={R} T={T} P={P}, checkpoint {checkpoint_dir}")
 
@@ -83,18 +103,7 @@ def _run(cfg: Config, checkpoint_dir: Path, out_dir: Path, comm, cleanup: ExitSt
             rewards = np.full((R, T), np.nan)
             dist = np.full((R, T), np.nan)
             pop_mean = np.full((R, T), np.nan)
-            base_seeds = np.array([trajectory_seed(cfg.es.seed, ai, N, r) for r in range(R)], dtype=np.int64)
-            if f is not None:
-                g = f.create_group(f"clss/{name}")
-                g.attrs.update(population=N, sigma=sigma, alpha=alpha, seeds=R, steps=T, prompts_per_step=P,
-                               baseline=c.baseline, fixed_prompts=c.fixed_prompts,
-                               shaping=cfg.es.shaping, update_form=cfg.es.update_form)
-                g.create_dataset("trajectory_seed", data=base_seeds)
-                for key in ("rewards", "distance", "population_mean"):
-                    g.create_dataset(key, data=np.full((R, T), np.nan, dtype=np.float32))
-                g.create_dataset("start_reward", data=np.full(R, np.nan, dtype=np.float32))
-                g.create_dataset("wall", data=np.full(R, np.nan))
-                f.flush()  # a job stopped before this population's first trajectory still shows it (all NaN)
+            base_seeds = trajectory_seeds(cfg.es.seed, ai, N, R)
             for r in range(R):
                 t0 = time.perf_counter()
                 perturbed.load_state_dict(origin_state)  # every trajectory starts at theta*

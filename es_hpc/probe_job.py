@@ -20,6 +20,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from analysis.hdf5 import open_file
+
 from . import comm as comm_mod, tasks
 from .config import Config, ConfigError
 from .h5log import H5Log
@@ -28,6 +30,8 @@ from .train import PhaseTimer, evaluate_members, open_job, provenance, split_row
 # Config fields that change what a probe measures: an existing file must have been written with the same values.
 SAME_SECTIONS = ("model", "task", "generation", "probe")
 SAME_ES_KEYS = ("params", "master_device")
+DRIFT = {"probe/drift": {"sigma_index": ((), np.int64), "batch": ((), np.int64), "candidate": ((), np.int64),
+                         "rank": ((), np.int64), "delta": ((), np.float64)}}  # the appended table (SCHEMA.md)
 
 
 def candidate_seeds(base_seed: int, sigma_index: int, batch: int, m: int) -> np.ndarray:
@@ -53,7 +57,7 @@ def check_existing(path: Path, cfg: Config) -> bool:
     if not path.exists():
         return False
     try:
-        with h5py.File(path, "r") as f:
+        with open_file(path) as f:
             stored = json.loads(f.attrs["config"])
             complete = "probe/baseline/reward" in f
     except (OSError, KeyError, ValueError):
@@ -107,7 +111,7 @@ def _run(cfg: Config, out_dir: Path, comm, cleanup: ExitStack) -> dict | None:
     out_dir.mkdir(parents=True, exist_ok=True)
     differs, done = False, 0
     if is_root and resuming:
-        with h5py.File(path, "r") as old:
+        with open_file(path) as old:
             differs = not np.array_equal(np.packbits(base >= 0.5), old["probe/baseline/bits"][()])
             done = sum(int(np.sum(~np.isnan(old[f"{block_name(i, s)}/reward"][()])))
                        for i in range(len(sigmas)) for s in range(S))
@@ -117,13 +121,11 @@ def _run(cfg: Config, out_dir: Path, comm, cleanup: ExitStack) -> dict | None:
     log = f = None
     if is_root:
         if resuming:
-            log = H5Log(path, {}, resume_iteration=done)  # records `resumed_at` (candidates already stored)
+            log = H5Log(path, {}, DRIFT, resume_iteration=done)  # records `resumed_at` (candidates already stored)
         else:
-            log = H5Log(path, provenance(cfg, job))
+            log = H5Log(path, provenance(cfg, job), DRIFT, lambda f: _create_layout(f, p, sigmas, pool_ids, base))
         cleanup.callback(log.close)
         f = log.f
-        if not resuming:
-            _create_layout(f, p, sigmas, pool_ids, base)
     r0 = comm.allreduce_sum(np.array([f["probe/baseline/reward"][()] if is_root else 0.0]))[0]
     say(f"es_hpc probe: {W} rank(s) x {job.threads} thread(s), {job.perturbed.numel:,} perturbed parameters, "
         f"sigmas {sigmas}, S={S} M={M} P={P}, R0={r0:.4f}{' (resuming)' if resuming else ''}, file {path}")
@@ -195,7 +197,7 @@ def _run(cfg: Config, out_dir: Path, comm, cleanup: ExitStack) -> dict | None:
 
 
 def _create_layout(f: h5py.File, p, sigmas: list[float], pool_ids: np.ndarray, base: np.ndarray) -> None:
-    """The probe/ group with every (sigma, batch) block pre-filled with NaN (SCHEMA.md)."""
+    """The probe/ group with every (sigma, batch) block pre-filled with NaN (SCHEMA.md), probe/drift aside."""
     M, nbytes = p.candidates, (p.pool_size + 7) // 8
     g = f.create_group("probe")
     g.attrs.update(sigmas=np.array(sigmas), batches=p.batches, candidates=M, pool_size=p.pool_size,
@@ -212,4 +214,3 @@ def _create_layout(f: h5py.File, p, sigmas: list[float], pool_ids: np.ndarray, b
             b.create_dataset("delta", data=np.full(M, np.nan))
             b.create_dataset("bits", data=np.zeros((M, nbytes), dtype=np.uint8))
             b.create_dataset("tokens", data=np.full(M, -1, dtype=np.int64))
-    f.flush()

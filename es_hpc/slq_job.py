@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from analysis.slq import SLQResult, draw_probe, lanczos, summaries
-from analysis.slq.store import read_exact, write_slq
+from analysis.slq.store import read_exact
 
 from . import checkpoint, comm as comm_mod, tasks
 from .checkpoint import MASTER
@@ -80,12 +80,11 @@ def _run(cfg: Config, checkpoint_dir: Path, out_dir: Path, comm, cleanup: ExitSt
     pool_ids = tasks.fixed_pool_ids(len(rows), c.prompts, c.pool_seed)
     pool = [rows[i] for i in pool_ids]
     dtype, n, shapes = DTYPES[c.dtype], perturbed.numel, [m.shape for m in perturbed.masters]
-    f = checkpoint_job_file(cfg, job, out_dir / c.file, checkpoint_dir, cleanup)
     say(f"es_hpc slq: {comm.world_size} rank(s) x {job.threads} thread(s), operator {c.operator}, {n:,} perturbed "
         f"parameters, {c.probes} probes x {c.steps} Lanczos steps, {c.prompts} prompts, checkpoint {checkpoint_dir}")
     t_start = time.perf_counter()
 
-    stein = None
+    stein = stein_group = None
     if c.operator == "hvp":
         refs = [task.reference_completion(r) for r in pool]
         if None in refs:
@@ -123,16 +122,14 @@ def _run(cfg: Config, checkpoint_dir: Path, out_dir: Path, comm, cleanup: ExitSt
 
         stein = SteinHessian(noise, len(shapes), deltas, sigma, dtype)
         flat = FlatOperator(stein.matvec, shapes, perturbed.masters[0].device, dtype)
-        if f is not None:
-            g = f.create_group("slq/stein")
-            g.attrs.update(sigma=sigma, reward0=reward0, candidates=M, shift=stein.shift)
-            g.create_dataset("seeds", data=seeds)
-            g.create_dataset("signs", data=signs)
-            g.create_dataset("rewards", data=rewards)
-            f.flush()
+        stein_group = (dict(sigma=sigma, reward0=reward0, candidates=M, shift=stein.shift),
+                       {"seeds": seeds, "signs": signs, "rewards": rewards,
+                        "eigenvalues": stein.exact_spectrum()[0].numpy() if is_root else None})  # rank 0 writes
         say(f"stein: {int(np.count_nonzero(deltas))}/{M} candidates change the reward; shift {stein.shift:.4g}")
 
     S, m = c.probes, min(c.steps, n)
+    f = checkpoint_job_file(cfg, job, out_dir / c.file, checkpoint_dir, cleanup,
+                            lambda f: _create_layout(f, c, n, m, pool_ids, stein_group))
     alpha, beta = np.zeros((S, m)), np.zeros((S, max(m - 1, 0)))
     length, norm2, wall = np.zeros(S), np.zeros(S), np.zeros(S)
     for j in comm.owned(S):
@@ -153,16 +150,15 @@ def _run(cfg: Config, checkpoint_dir: Path, out_dir: Path, comm, cleanup: ExitSt
         result = SLQResult(alpha=tuple(a[:kj] for a, kj in zip(alpha, k)),
                            beta=tuple(b[:kj - 1] for b, kj in zip(beta, k)), probe_norm2=norm2, n=n,
                            probe_dist="rademacher", seed=c.seed, operator=OPERATOR_TEXT[c.operator])
-        g = write_slq(f, result)
-        g.attrs.update(kind=c.operator, steps=c.steps, prompts=c.prompts, pool_seed=c.pool_seed, split=c.split,
-                       dtype=c.dtype)
-        g.create_dataset("prompt_ids", data=pool_ids)
-        g.create_dataset("wall", data=wall)
+        g, w = f["slq"], int(k.max())  # as write_slq: as wide as the longest probe, NaN after each one's end
+        g["alpha"].resize(w, axis=1)
+        g["alpha"][...] = np.where(np.arange(w) < k[:, None], alpha[:, :w], np.nan)
+        g["beta"].resize(w - 1, axis=1)
+        g["beta"][...] = np.where(np.arange(w - 1) < k[:, None] - 1, beta[:, :w - 1], np.nan)
+        g["probe_norm2"][...], g["wall"][...] = norm2, wall
         summary = {"file": str(out_dir / c.file), "operator": c.operator, "n": n, "probes": S, "steps": m,
                    "summaries": result.summaries()}
         if stein is not None:
-            eig, _ = stein.exact_spectrum()
-            g["stein"].create_dataset("eigenvalues", data=eig.numpy())
             exact = summaries(*read_exact(f))
             summary["stein"] = {"reward0": float(f["slq/stein"].attrs["reward0"]), "exact": exact,
                                 "relative_error": {key: abs(summary["summaries"][key] - v) / abs(v) if v else None
@@ -173,3 +169,24 @@ def _run(cfg: Config, checkpoint_dir: Path, out_dir: Path, comm, cleanup: ExitSt
         summary["wall"] = time.perf_counter() - t_start
     comm.barrier()  # leave together, once rank 0 has written the file
     return summary
+
+
+def _create_layout(f, c, n: int, m: int, pool_ids: np.ndarray, stein_group) -> None:
+    """SCHEMA.md's slq/ group, waiting for the probes (alpha and beta without columns, probe_norm2 and wall NaN,
+    until every probe has run), and for the Stein operator `stein_group` = (attributes, datasets) of slq/stein."""
+    S = c.probes
+    g = f.create_group("slq")
+    g.attrs.update(n=np.int64(n), probe_dist="rademacher", operator=OPERATOR_TEXT[c.operator], seed=np.int64(c.seed),
+                   kind=c.operator, steps=c.steps, prompts=c.prompts, pool_seed=c.pool_seed, split=c.split,
+                   dtype=c.dtype)
+    for key in ("alpha", "beta"):
+        g.create_dataset(key, shape=(S, 0), maxshape=(S, None), chunks=(S, m), dtype=np.float64)
+    for key in ("probe_norm2", "wall"):
+        g.create_dataset(key, data=np.full(S, np.nan))
+    g.create_dataset("prompt_ids", data=pool_ids)
+    if stein_group is not None:
+        attrs, data = stein_group
+        stein = g.create_group("stein")
+        stein.attrs.update(attrs)
+        for key, value in data.items():
+            stein.create_dataset(key, data=value)

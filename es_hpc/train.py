@@ -51,17 +51,19 @@ PHASES = ("perturb", "generate", "score", "restore", "exchange", "update")
 
 
 class PhaseTimer:
-    """Seconds spent per phase of one iteration: `with timer("generate"): ...` adds to that phase (PHASES are
-    always there; others, such as the bench's "log", appear when timed)."""
+    """Seconds spent per phase of one iteration: `with timer("generate"): ...` adds to that phase. The phases are
+    fixed up front (the log declares a column for each), PHASES unless a job times more, as the bench's "log"."""
 
-    def __init__(self):
-        self.seconds = dict.fromkeys(PHASES, 0.0)
+    def __init__(self, phases: tuple[str, ...] = PHASES):
+        self.seconds = dict.fromkeys(phases, 0.0)
 
     @contextmanager
     def __call__(self, phase: str):
+        if phase not in self.seconds:
+            raise KeyError(f"PhaseTimer: {phase!r} is not one of its phases {tuple(self.seconds)}")
         start = time.perf_counter()
         yield
-        self.seconds[phase] = self.seconds.get(phase, 0.0) + time.perf_counter() - start
+        self.seconds[phase] += time.perf_counter() - start
 
 
 def git_commit() -> str:
@@ -197,13 +199,29 @@ def provenance(cfg: Config, job: Job) -> dict:
     }
 
 
-def checkpoint_job_file(cfg: Config, job: Job, path: Path, checkpoint_dir: Path, cleanup: ExitStack):
-    """The HDF5 file of a job run from a checkpoint (clss, slq): rank 0 opens it with the provenance and the
-    checkpoint, closed by `cleanup`; other ranks get None."""
+def log_tables(cfg: Config) -> dict:
+    """The appended tables of the train log (README, "HDF5 log schema"): each column's row shape and dtype, fixed
+    by the config (eval/ only with train.eval_every, eval/select_reward only with train.keep_best)."""
+    n, p = cfg.es.population, cfg.train.prompts_per_iteration
+    train = {"iteration": ((), np.int64), "seeds": ((n,), np.uint64), "signs": ((n,), np.int8),
+             "rewards": ((n,), np.float32), "sigma": ((), np.float32), "alpha": ((), np.float32),
+             "tokens": ((), np.int64), "prompt_ids": ((p,), np.int64), "prompt_bits": ((n, (p + 7) // 8), np.uint8),
+             "comm_bytes": ((), np.int64), "baseline_drift": ((), np.float32), "wall": ((), np.float64),
+             **{f"time/{phase}": ((), np.float32) for phase in PHASES}}
+    if not cfg.train.eval_every:
+        return {"train": train}
+    select = {"select_reward": ((), np.float32)} if cfg.train.keep_best else {}
+    return {"train": train, "eval": {"iteration": ((), np.int64), "reward": ((), np.float32), **select,
+                                     "wall": ((), np.float64), "seconds": ((), np.float32)}}
+
+
+def checkpoint_job_file(cfg: Config, job: Job, path: Path, checkpoint_dir: Path, cleanup: ExitStack, layout):
+    """The HDF5 file of a job run from a checkpoint (clss, slq): rank 0 creates it with the provenance, the
+    checkpoint and `layout(f)`, its every dataset, closed by `cleanup`; other ranks get None."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if job.comm.rank != 0:
         return None
-    log = H5Log(path, dict(provenance(cfg, job), checkpoint=str(checkpoint_dir)))
+    log = H5Log(path, dict(provenance(cfg, job), checkpoint=str(checkpoint_dir)), {}, layout)
     cleanup.callback(log.close)
     return log.f
 
@@ -295,7 +313,8 @@ def _run(cfg: Config, out_dir: Path, resume: bool, comm, cleanup: ExitStack) -> 
     start = state["iteration"]
     log = None
     if is_root:
-        log = H5Log(out_dir / cfg.log.file, provenance(cfg, job), resume_iteration=start if resume else None)
+        log = H5Log(out_dir / cfg.log.file, provenance(cfg, job), log_tables(cfg),
+                    resume_iteration=start if resume else None)
         cleanup.callback(log.close)
     say(f"es_hpc train: {comm.world_size} rank(s) x {threads} thread(s), {perturbed.numel:,} perturbed parameters, "
         f"N={cfg.es.population} sigma={cfg.es.sigma} alpha={cfg.es.alpha}, P={cfg.train.prompts_per_iteration}, "

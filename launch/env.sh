@@ -1,5 +1,6 @@
-# Sourced by the launch scripts: a project virtualenv with es_hpc installed (CPU torch pinned), reused when present.
-# VENV overrides its place; the install is redone only when pyproject.toml changes.
+# Sourced by the launch scripts: a project virtualenv with es_hpc installed, reused when present. VENV overrides its
+# place. It holds the locked set requirements/cpu.txt (CPU torch; launch/lock.sh regenerates it) and es_hpc itself,
+# editable; the install is redone when the lock or pyproject.toml changes.
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 VENV=${VENV:-.venv}
 if [ ! -x "$VENV/bin/python" ]; then
@@ -7,11 +8,13 @@ if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV"
 fi
 . "$VENV/bin/activate"
+lock=requirements/cpu.txt
 stamp="$VENV/.es_hpc-installed"
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-    echo "[es_hpc] installing es_hpc and its dependencies into $VENV (torch==2.13.0 CPU wheel here)"
+if [ ! -f "$stamp" ] || [ "$lock" -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    echo "[es_hpc] installing $lock and es_hpc (editable) into $VENV"
     python -m pip install -q --upgrade pip
-    python -m pip install -q -e ".[test]"
+    python -m pip install -q -r "$lock"
+    python -m pip install -q --no-deps -e .
     touch "$stamp"
 fi
 # The native noise kernels (native/, built by CMake into es_hpc/_native/); rebuilt when their sources change.
@@ -19,11 +22,8 @@ fi
 lib=es_hpc/_native/libes_philox_noise.so
 if command -v cmake >/dev/null && { [ ! -e "$lib" ] || [ -n "$(find native CMakeLists.txt -newer "$lib" 2>/dev/null)" ]; }; then
     echo "[es_hpc] building the native noise kernels (cmake -S . -B build && cmake --build build)"
-    { cmake -S . -B build -DPython3_EXECUTABLE="$(command -v python)" > /dev/null && cmake --build build -j 2 > /dev/null; } \
+    # the library is touched so that a rebuild which leaves it unchanged is not redone at every sourcing
+    { cmake -S . -B build -DPython3_EXECUTABLE="$(command -v python)" > /dev/null \
+        && cmake --build build -j 2 > /dev/null && touch "$lib"; } \
         || echo "[es_hpc] native build failed: ES uses the torch noise fallback"
 fi
-export ES_HPC_TINY_MODEL=${ES_HPC_TINY_MODEL:-$PWD/.cache/tiny-model}
-tiny_model() {
-    # Build the embedded tiny model once (about a minute); later runs reuse it.
-    python -m es_hpc make-tiny-model --out "$ES_HPC_TINY_MODEL" > /dev/null
-}

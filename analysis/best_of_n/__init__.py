@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from math import comb
 from pathlib import Path
 
-import h5py
 import numpy as np
+
+from analysis.hdf5 import open_file
 
 DEFAULT_NS = (5, 10, 20, 30, 50)
 
@@ -89,7 +90,7 @@ class Probe:
 
 def read_probe(path, label: str | None = None) -> Probe:
     """Load the probe/ group of a file (SCHEMA.md)."""
-    with h5py.File(path, "r") as f:
+    with open_file(path) as f:
         if "probe" not in f:
             raise ValueError(f"{path}: no probe/ group (is this a `python -m es_hpc probe` file?)")
         g = f["probe"]
@@ -98,7 +99,8 @@ def read_probe(path, label: str | None = None) -> Probe:
         deltas, bits = [], []
         for i in range(len(sigmas)):
             blocks = [g[f"sigma{i}/batch{s}"] for s in range(S)]
-            deltas.append(np.stack([b["delta"][()] for b in blocks]))
+            # a candidate is stored once its reward is (written last: a running probe may show its delta first)
+            deltas.append(np.stack([np.where(np.isnan(b["reward"][()]), np.nan, b["delta"][()]) for b in blocks]))
             bits.append(np.stack([np.unpackbits(b["bits"][()], axis=-1, count=P) for b in blocks]))
         model = str(f.attrs.get("model", path))
         return Probe(path=str(path), label=label or Path(model.rstrip("/")).name,

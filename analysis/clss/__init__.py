@@ -13,6 +13,8 @@ import h5py
 import numpy as np
 from scipy import stats
 
+from analysis.hdf5 import open_file
+
 
 @dataclass(frozen=True)
 class Probe:
@@ -240,7 +242,7 @@ def scan(probes_by_alpha, settings=Settings()):
 def read_hdf5(path, group="clss"):
     """Load probes from an HDF5 file laid out as in SCHEMA.md; returns {alpha: [Probe, ...]}."""
     probes = {}
-    with h5py.File(path, "r") as f:
+    with open_file(path) as f:
         for node in f[group].values():
             if not isinstance(node, h5py.Group):
                 continue

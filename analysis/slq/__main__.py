@@ -19,6 +19,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from analysis.hdf5 import open_file
 from analysis.slq import PROBE_DISTS, SLQResult, density, slq, summaries
 from analysis.slq.store import read_exact, read_slq
 
@@ -125,8 +126,11 @@ def run_files(args) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     records = []
     for i, path in enumerate(args.files):
-        with h5py.File(path, "r") as f:
-            label, result, exact = file_label(f, path), read_slq(f), read_exact(f)
+        with open_file(path) as f:
+            try:
+                label, result, exact = file_label(f, path), read_slq(f), read_exact(f)
+            except ValueError as exc:  # no probe stored yet: the file of a running job
+                raise SystemExit(f"error: {exc}") from None
         grid, rho, width = density_curve(result, args.width)
         png = f"density_{i}_{path.stem}.png"
         plot_density(grid, rho, f"{label} (width {width:.3g})", args.out / png,

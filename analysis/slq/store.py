@@ -29,10 +29,13 @@ def write_slq(parent: h5py.Group, result: SLQResult, name: str = "slq") -> h5py.
 
 
 def read_slq(parent: h5py.Group, name: str = "slq") -> SLQResult:
-    """Read parent/name back; a probe's Lanczos length is its number of finite alpha entries (NaN padding)."""
+    """Read parent/name back; a probe's Lanczos length is its number of finite alpha entries (NaN padding).
+    A running online job's file has no coefficients yet (SCHEMA.md): a ValueError says so."""
     g = parent[name]
     alpha, beta = g["alpha"][()], g["beta"][()]
     lengths = np.isfinite(alpha).sum(axis=1)
+    if not lengths.any():
+        raise ValueError(f"{parent.file.filename}: no SLQ probe stored yet")
     return SLQResult(alpha=tuple(a[:k] for a, k in zip(alpha, lengths)),
                      beta=tuple(b[: k - 1] for b, k in zip(beta, lengths)),
                      probe_norm2=g["probe_norm2"][()], n=int(g.attrs["n"]), probe_dist=str(g.attrs["probe_dist"]),

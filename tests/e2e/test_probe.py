@@ -1,13 +1,12 @@
 """End to end: the reward probe (Appendix G) on the tiny model writes SCHEMA.md's probe/ group, resumes after
 kill -9 to the data of an unbroken run, refuses a file of another configuration, and analysis.best_of_n reads it."""
 import json
-import signal
 
 import h5py
 import numpy as np
 import pytest
 
-from helpers import REPO, run, start, wait_for
+from helpers import REPO, kill_at, read_h5, run, start
 
 CONFIG = REPO / "configs" / "tiny_probe.yaml"
 SMALL = ["probe.sigmas=[1e-3, 1e-2]", "probe.batches=1", "probe.candidates=6", "probe.pool_size=16",
@@ -62,13 +61,13 @@ def test_probe_file_schema(whole, tiny_model_dir):
             bits = np.unpackbits(b["bits"][()], axis=1, count=16)
             assert bits.shape == (6, 16) and np.array_equal(bits.mean(axis=1), reward)  # R is the pool mean of r_i
             assert np.array_equal(delta, reward - r0)  # Eq. 52
+            assert s["sigmas"][i] == {"sigma": sigma, "mean_delta": delta.mean(), "p_improve": np.mean(delta > 0),
+                                      "max_delta": delta.max()}  # the summary states what the file stores
             assert np.all(b["tokens"][()] > 0)
             seeds += list(b["seeds"][()])
         assert len(set(seeds)) == 12 and all(0 <= x < 2**31 for x in seeds)  # independent streams per (sigma, batch)
         drift = g["drift/delta"][()]
         assert drift.size == 1 + 12 // 2 and np.all(drift == 0)  # the start, then every 2 candidates: restore exact
-    # the large sigma leaves the local regime: on this model it only loses reward (p(dR > 0) = 0)
-    assert s["sigmas"][1]["p_improve"] == 0 and s["sigmas"][1]["mean_delta"] < 0
 
 
 def test_rerun_skips_and_mismatch_is_refused(whole, tiny_model_dir):
@@ -88,13 +87,13 @@ def test_rerun_skips_and_mismatch_is_refused(whole, tiny_model_dir):
 def test_resume_after_kill_equals_unbroken_run(whole, tiny_model_dir, tmp_path):
     out, _ = whole
     log = tmp_path / "broken.log"
-    proc = start(probe_cmd(tiny_model_dir, tmp_path / "broken"), log)
-    wait_for(log, "k=2-2", proc)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=60)
-    with h5py.File(tmp_path / "broken" / "probe.h5", "r") as f:
+    kill_at(log, "k=2-2", start(probe_cmd(tiny_model_dir, tmp_path / "broken"), log))
+    with read_h5(tmp_path / "broken" / "probe.h5") as f:
         stored = sum(int(np.sum(~np.isnan(f[f"probe/sigma{i}/batch0/reward"][()]))) for i in range(2))
-    assert 3 <= stored < 12, log.read_text()  # killed mid-probe, with what it had flushed kept
+    # killed mid-probe, with what it had flushed kept: every candidate it reported (a "cand" line, one per chunk of
+    # one, printed after the flush), perhaps one more flushed but not yet reported
+    reported = log.read_text().count("\ncand  ")
+    assert reported <= stored <= reported + 1 and stored < 12, log.read_text()
     s = summary(run(probe_cmd(tiny_model_dir, tmp_path / "broken")))
     assert s["skipped"] == stored and s["evaluated"] == 12 - stored
     whole_data, resumed = blocks(out / "probe.h5"), blocks(tmp_path / "broken" / "probe.h5")

@@ -4,7 +4,9 @@ import json
 
 import h5py
 import pytest
+import torch
 
+from es_hpc.checkpoint import MASTER
 from helpers import REPO, run
 
 FIXTURES = REPO / "tests" / "fixtures" / "datasets"
@@ -19,6 +21,12 @@ def sets(*assignments: str) -> list[str]:
     return [a for s in assignments for a in ("--set", s)]
 
 
+def auto_dtype(device: str) -> str:
+    """model.dtype auto's rule (README): bfloat16 on a GPU, float32 on the CPU; device auto takes a visible GPU."""
+    gpu = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    return "bfloat16" if gpu else "float32"
+
+
 @pytest.mark.parametrize("task", list(CARVE))
 def test_paper_config_trains_on_fixture(tiny_model_dir, tmp_path, task):
     out = tmp_path / "run"
@@ -30,11 +38,13 @@ def test_paper_config_trains_on_fixture(tiny_model_dir, tmp_path, task):
         assert f.attrs["task"] == task and f["train/rewards"].shape == (2, 2)
         assert f["eval/reward"].shape == (2,) and f["eval/select_reward"].shape == (2,)
         assert set(f["train/rewards"][:].ravel().tolist()) <= {0.0, 0.5, 1.0}  # 0/1 rewards over 2 prompts
-        cfg = json.loads(f.attrs["config"])
-        assert f.attrs["dtype"] == "float32"  # what model.dtype auto resolved to on the CPU, as it ran
+        cfg, dtype = json.loads(f.attrs["config"]), f.attrs["dtype"]
     assert cfg["model"]["dtype"] == "auto"  # the config as given
+    assert dtype == auto_dtype(cfg["model"]["device"])  # what auto resolved to here, as it ran
     assert cfg["es"]["sigma"] == 1e-3 and cfg["task"]["options"]["path"] == str(FIXTURES / task)
-    assert (out / "checkpoints" / "best" / "model.safetensors").is_file()
+    best = out / "checkpoints" / "best"
+    assert (best / "model.safetensors").is_file()
+    assert (best / MASTER).is_file() == (dtype != "float32")  # fp32 masters kept beside a rounded model
 
 
 def test_paper_probe_config_runs_on_fixture(tiny_model_dir, tmp_path):

@@ -1,16 +1,12 @@
 """End to end: the train CLI on the tiny model writes a valid HDF5 log and checkpoints, resumes exactly."""
 import json
-import signal
-import subprocess
-import sys
-import time
 
 import h5py
 import numpy as np
 import pytest
 from transformers import AutoModelForCausalLM
 
-from helpers import REPO, final_weights, rewards, run, same_bits, train_cmd
+from helpers import final_weights, kill_at, read_h5, rewards, run, same_bits, start, train_cmd
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +45,8 @@ def test_log_schema(two_iter_run):
 
 
 def test_checkpoint_loads_with_from_pretrained(two_iter_run, tiny_model_dir):
+    """The checkpoint is the model ES moved: every parameter (es.params: all) changed, unless every iteration's
+    members tied (z-scored equal rewards weigh 0, so the update is exactly zero and nothing may change)."""
     out, _ = two_iter_run
     ckpt = out / "checkpoints" / (out / "checkpoints" / "latest").read_text().strip()
     assert ckpt.name == "iter_000002"
@@ -57,7 +55,8 @@ def test_checkpoint_loads_with_from_pretrained(two_iter_run, tiny_model_dir):
     model = AutoModelForCausalLM.from_pretrained(ckpt)
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     changed = [n for (n, p), (_, q) in zip(model.named_parameters(), base.named_parameters()) if not p.equal(q)]
-    assert len(changed) == len(list(base.parameters()))  # ES moved every parameter (es.params: all)
+    moved = any(len(set(r)) > 1 for r in rewards(out))
+    assert len(changed) == (len(list(base.parameters())) if moved else 0)
     assert (out / "checkpoints" / "best" / "model.safetensors").is_file()
     assert not list((out / "checkpoints").glob(".tmp-*"))
 
@@ -81,17 +80,11 @@ def test_resume_after_kill_is_the_unbroken_run(tiny_model_dir, tmp_path):
     sets = ["train.iterations=12", "train.checkpoint_every=3", "train.eval_every=4"]
     run(train_cmd(tiny_model_dir, tmp_path / "whole", sets))
 
-    broken = tmp_path / "broken"
-    proc = subprocess.Popen([sys.executable, *train_cmd(tiny_model_dir, broken, sets)], cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while not (broken / "checkpoints" / "latest").exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
-    with h5py.File(broken / "es_log.h5", "r") as f:  # the crash left a readable, partial log
-        assert 3 <= f["train/rewards"].shape[0] < 12
+    broken, log = tmp_path / "broken", tmp_path / "broken.log"
+    kill_at(log, "iter      3", start(train_cmd(tiny_model_dir, broken, sets), log))  # after checkpoint iter_000003
+    done = int((broken / "checkpoints" / "latest").read_text().split("_")[1])
+    with read_h5(broken / "es_log.h5") as f:  # the crash left a readable, partial log
+        assert 3 <= done <= f["train/rewards"].shape[0] < 12  # a row is logged before its checkpoint
 
     resumed = run(train_cmd(tiny_model_dir, broken, sets, resume=True))
     assert "resumed from" in resumed.stdout

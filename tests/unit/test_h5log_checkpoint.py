@@ -9,6 +9,10 @@ from es_hpc import checkpoint
 from es_hpc.h5log import H5Log
 
 
+TABLES = {"train": {"iteration": ((), np.int64), "rewards": ((3,), np.float32), "time/generate": ((), np.float32)},
+          "eval": {"iteration": ((), np.int64), "reward": ((), np.float32)}}
+
+
 def write_rows(log, iterations, evals=()):
     for t in iterations:
         log.append("train", {"iteration": np.int64(t), "rewards": np.full(3, t, np.float32), "time/generate": np.float32(0.5)})
@@ -18,12 +22,12 @@ def write_rows(log, iterations, evals=()):
 
 def test_append_and_resume_truncates_to_checkpoint(tmp_path):
     path = tmp_path / "log.h5"
-    log = H5Log(path, {"config": "{}", "world_size": 2})
+    log = H5Log(path, {"config": "{}", "world_size": 2}, TABLES)
     write_rows(log, range(7), evals={2, 4, 6})
     log.close()
     with pytest.raises(FileExistsError, match="pass --resume"):
-        H5Log(path, {})
-    log = H5Log(path, {}, resume_iteration=4)  # checkpoint after 4 updates: rows 0-3 and evals <= 4 stay
+        H5Log(path, {}, TABLES)
+    log = H5Log(path, {}, TABLES, resume_iteration=4)  # checkpoint after 4 updates: rows 0-3 and evals <= 4 stay
     with h5py.File(path, "r") as f:
         assert f["train/iteration"][:].tolist() == [0, 1, 2, 3]
         assert f["train/time/generate"].shape == (4,)

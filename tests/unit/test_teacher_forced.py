@@ -13,12 +13,22 @@ def job(tiny_model_dir):
     return open_job(cfg, make("local"))
 
 
+def own_answers(job, rows: list[dict]) -> list[dict]:
+    """Copies of `rows` whose answer is the unperturbed model's own greedy completion (right by construction), and
+    copies whose answer is that completion with a digit appended (wrong by construction): whatever the model's
+    accuracy, both rewards are there to be decided."""
+    texts, _ = job.evaluator.generate(job.backend.encode([job.task.prompt(r) for r in rows]))
+    own = [(r, t.strip()) for r, t in zip(rows, texts) if t.strip()]
+    return [dict(r, answer=a) for r, a in own] + [dict(r, answer=a + "0") for r, a in own]
+
+
 def test_rewards_equal_generate_then_compare(job):
     ev, task = job.evaluator, job.task
     rows = task.rows("train")[:96] + task.rows("test")[:32]
+    rows += own_answers(job, rows[-32:])
     batch = job.backend.encode([task.prompt(r) for r in rows])
     refs = [task.reference_completion(r) for r in rows]
-    decided, means = 0, []
+    decided = set()  # the rewards of the rows the fast path decided
     for k, sigma in enumerate([0.0, 1e-3, 3e-3, 3e-3, 1e-2, 1e-2, 2e-2, 5e-2, 0.3]):
         job.perturbed.perturb(100 + k, sigma)
         try:
@@ -29,12 +39,10 @@ def test_rewards_equal_generate_then_compare(job):
             job.perturbed.restore()
         for g, f, r in zip(generated, fast, rows):
             if f is not None:
-                decided += 1
+                decided.add(task.reward(f, r))
                 assert task.reward(f, r) == g, (r, f)
         np.testing.assert_array_equal(used, generated)
-        means.append(generated.mean())
-    assert decided > 0.9 * 9 * len(rows)  # the fast path really decides almost everything
-    assert max(means) > 0.2 and min(means) == 0.0  # both rewards occur: right answers and wrong ones were checked
+    assert decided == {0.0, 1.0}  # the fast path decided right answers and wrong ones
 
 
 def test_undecided_rows_fall_back_to_generation(job):
