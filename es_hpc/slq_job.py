@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from analysis.slq import SLQResult, draw_probe, lanczos, summaries
-from analysis.slq.store import read_exact
+from analysis.slq.store import padded_coefficients, read_exact
 
 from . import checkpoint, comm as comm_mod, tasks
 from .checkpoint import MASTER
@@ -150,11 +150,10 @@ def _run(cfg: Config, checkpoint_dir: Path, out_dir: Path, comm, cleanup: ExitSt
         result = SLQResult(alpha=tuple(a[:kj] for a, kj in zip(alpha, k)),
                            beta=tuple(b[:kj - 1] for b, kj in zip(beta, k)), probe_norm2=norm2, n=n,
                            probe_dist="rademacher", seed=c.seed, operator=OPERATOR_TEXT[c.operator])
-        g, w = f["slq"], int(k.max())  # as write_slq: as wide as the longest probe, NaN after each one's end
-        g["alpha"].resize(w, axis=1)
-        g["alpha"][...] = np.where(np.arange(w) < k[:, None], alpha[:, :w], np.nan)
-        g["beta"].resize(w - 1, axis=1)
-        g["beta"][...] = np.where(np.arange(w - 1) < k[:, None] - 1, beta[:, :w - 1], np.nan)
+        g = f["slq"]
+        for key, data in zip(("alpha", "beta"), padded_coefficients(result)):
+            g[key].resize(data.shape[1], axis=1)
+            g[key][...] = data
         g["probe_norm2"][...], g["wall"][...] = norm2, wall
         summary = {"file": str(out_dir / c.file), "operator": c.operator, "n": n, "probes": S, "steps": m,
                    "summaries": result.summaries()}

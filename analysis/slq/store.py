@@ -15,13 +15,19 @@ def _padded(rows, width: int) -> np.ndarray:
     return out
 
 
-def write_slq(parent: h5py.Group, result: SLQResult, name: str = "slq") -> h5py.Group:
-    """Write the per-probe tridiagonal coefficients and probe norms as parent/name (created if absent, as when
-    the online job has already stored its Stein candidates there); nodes and weights are derived."""
+def padded_coefficients(result: SLQResult) -> tuple[np.ndarray, np.ndarray]:
+    """The stored alpha (S, m) and beta (S, m - 1), m the longest probe's Lanczos length, NaN after each one's end."""
     m = max(len(a) for a in result.alpha)
+    return _padded(result.alpha, m), _padded(result.beta, m - 1)
+
+
+def write_slq(parent: h5py.Group, result: SLQResult, name: str = "slq") -> h5py.Group:
+    """Write the per-probe tridiagonal coefficients and probe norms as parent/name (created if absent); nodes and
+    weights are derived. The online job declares the same datasets up front (SWMR) and fills them instead."""
+    alpha, beta = padded_coefficients(result)
     g = parent.require_group(name)
-    g.create_dataset("alpha", data=_padded(result.alpha, m))
-    g.create_dataset("beta", data=_padded(result.beta, m - 1))
+    g.create_dataset("alpha", data=alpha)
+    g.create_dataset("beta", data=beta)
     g.create_dataset("probe_norm2", data=np.asarray(result.probe_norm2, np.float64))
     g.attrs.update(n=np.int64(result.n), probe_dist=result.probe_dist, operator=result.operator,
                    seed=np.int64(result.seed))
