@@ -94,7 +94,8 @@ def _config_parser(sub, name: str, help: str, config: str, job=None):
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m es_hpc", description=__doc__)
+    prog = "es-hpc" if Path(sys.argv[0]).name == "es-hpc" else "python -m es_hpc"  # the console script or -m
+    p = argparse.ArgumentParser(prog=prog, description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     t = _config_parser(sub, "train", "ES fine-tuning (Algorithm 1) with HDF5 log and checkpoints", "see configs/", _train)
     t.add_argument("--out", required=True, help="run directory: log, checkpoints")
