@@ -2,7 +2,7 @@
 
 No torch C++ extension: the libraries take raw pointers, so they build with any compiler and load in any torch.
 ES_HPC_NATIVE_DIR overrides where they are looked for; ES_HPC_NOISE=torch ignores them (the torch fallback), and
-ES_HPC_NOISE=native makes a missing library an error instead of a silent fallback.
+ES_HPC_NOISE=native makes a missing library an error instead of a fallback with a warning.
 """
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import ctypes
 import functools
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import torch  # noqa: F401  (first, so the library shares torch's OpenMP runtime: libgomp.so.1 is loaded once)
@@ -91,9 +92,19 @@ def library(cuda: bool = False) -> ctypes.CDLL | None:
     if want == "torch":
         return None
     try:
-        return load(cuda, required=want == "native")
+        lib = load(cuda, required=want == "native")
     except NativeNoiseError as err:
         raise NativeNoiseError(f"ES_HPC_NOISE=native: {err}") from None
+    if lib is None:
+        _warn_fallback(why_missing(cuda))
+    return lib
+
+
+@functools.lru_cache(maxsize=None)
+def _warn_fallback(reason: str) -> None:
+    """Say once per reason that auto mode falls back to the torch noise: the same numbers, many times slower."""
+    warnings.warn(f"native noise library unusable ({reason}); ES uses the torch noise fallback, many times slower: "
+                  f"{BUILD_HINT} (or reinstall with `pip install .`)", stacklevel=4)
 
 
 def why_missing(cuda: bool = False) -> str | None:
