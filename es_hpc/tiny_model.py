@@ -195,8 +195,7 @@ def build_tiny_model(out_dir, seed: int = 0, log=print) -> dict:
 def differs_from_embedded(digests: dict[str, str]) -> list[str]:
     """The files whose sha256 differ from the embedded tiny model's (a rebuild elsewhere may differ: that is why
     the model ships instead of being rebuilt on every machine)."""
-    shipped = json.loads((embedded.HERE / "tiny" / embedded.FACTS).read_text())["sha256"]
-    return sorted(name for name in set(shipped) | set(digests) if shipped.get(name) != digests.get(name))
+    return embedded.differing(json.loads((embedded.HERE / "tiny" / embedded.FACTS).read_text())["sha256"], digests)
 
 
 def build_random_model(out_dir, hidden: int, layers: int, seed: int = 0) -> dict:

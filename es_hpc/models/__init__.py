@@ -36,6 +36,11 @@ def file_digests(directory: Path) -> dict[str, str]:
             for f in sorted(Path(directory).iterdir()) if f.is_file() and f.name != FACTS}
 
 
+def differing(recorded: dict[str, str], found: dict[str, str]) -> list[str]:
+    """The file names, sorted, whose digests differ between two {name: sha256} maps (absent from one counts)."""
+    return sorted(name for name in set(recorded) | set(found) if recorded.get(name) != found.get(name))
+
+
 def verify(directory: Path) -> None:
     """Raise ValueError naming the first file that differs from the sha256 its facts file records, if any."""
     facts = Path(directory) / FACTS
@@ -45,7 +50,8 @@ def verify(directory: Path) -> None:
     if recorded is None:
         return
     found = file_digests(directory)
-    for name in sorted(set(recorded) | set(found)):
-        if recorded.get(name) != found.get(name):
-            what = "is missing" if name not in found else "is not recorded" if name not in recorded else "differs"
-            raise ValueError(f"{Path(directory) / name} {what}: the model's files do not match the sha256 in {facts}")
+    bad = differing(recorded, found)
+    if bad:
+        name = bad[0]
+        what = "is missing" if name not in found else "is not recorded" if name not in recorded else "differs"
+        raise ValueError(f"{Path(directory) / name} {what}: the model's files do not match the sha256 in {facts}")
