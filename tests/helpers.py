@@ -62,10 +62,6 @@ def kill_at(log: Path, text: str, proc: subprocess.Popen) -> None:
     assert proc.returncode == -signal.SIGKILL, f"it ended before it could be killed:\n{log.read_text()[-3000:]}"
 
 
-def read_h5(path: Path) -> h5py.File:
-    """Open a job's HDF5 file read-only as an SWMR reader: the only way HDF5 opens the file of a killed job."""
-    return h5py.File(path, "r", swmr=True)
-
 
 def rewards(run_dir: Path) -> np.ndarray:
     with h5py.File(run_dir / "es_log.h5", "r") as f:

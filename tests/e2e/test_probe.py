@@ -6,7 +6,8 @@ import h5py
 import numpy as np
 import pytest
 
-from helpers import REPO, kill_at, read_h5, run, start
+from analysis.hdf5 import open_file
+from helpers import REPO, kill_at, run, start
 
 CONFIG = REPO / "configs" / "tiny_probe.yaml"
 SMALL = ["probe.sigmas=[1e-3, 1e-2]", "probe.batches=1", "probe.candidates=6", "probe.pool_size=16",
@@ -88,7 +89,7 @@ def test_resume_after_kill_equals_unbroken_run(whole, tiny_model_dir, tmp_path):
     out, _ = whole
     log = tmp_path / "broken.log"
     kill_at(log, "k=2-2", start(probe_cmd(tiny_model_dir, tmp_path / "broken"), log))
-    with read_h5(tmp_path / "broken" / "probe.h5") as f:
+    with open_file(tmp_path / "broken" / "probe.h5") as f:
         stored = sum(int(np.sum(~np.isnan(f[f"probe/sigma{i}/batch0/reward"][()]))) for i in range(2))
     # killed mid-probe, with what it had flushed kept: every candidate it reported (a "cand" line, one per chunk of
     # one, printed after the flush), perhaps one more flushed but not yet reported

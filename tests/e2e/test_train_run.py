@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from transformers import AutoModelForCausalLM
 
-from helpers import final_weights, kill_at, read_h5, rewards, run, same_bits, start, train_cmd
+from analysis.hdf5 import open_file
+from helpers import final_weights, kill_at, rewards, run, same_bits, start, train_cmd
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +84,7 @@ def test_resume_after_kill_is_the_unbroken_run(tiny_model_dir, tmp_path):
     broken, log = tmp_path / "broken", tmp_path / "broken.log"
     kill_at(log, "iter      3", start(train_cmd(tiny_model_dir, broken, sets), log))  # after checkpoint iter_000003
     done = int((broken / "checkpoints" / "latest").read_text().split("_")[1])
-    with read_h5(broken / "es_log.h5") as f:  # the crash left a readable, partial log
+    with open_file(broken / "es_log.h5") as f:  # the crash left a readable, partial log
         assert 3 <= done <= f["train/rewards"].shape[0] < 12  # a row is logged before its checkpoint
 
     resumed = run(train_cmd(tiny_model_dir, broken, sets, resume=True))
