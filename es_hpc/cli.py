@@ -18,45 +18,46 @@ def _job(args) -> None:
     """Load and validate the config, run the job (`args.job`); rank 0 prints its summary as one JSON line."""
     from . import config
 
-    summary = args.job(config.load(args.config, args.set), args)
+    summary = args.job(config.load(args.config, args.set, job=args.command), args)
     if summary is not None:
         print(json.dumps({"summary": summary}))
 
 
 def _train(cfg, args):
-    from . import train
+    from .jobs import train
 
     return train.run(cfg, Path(args.out), resume=args.resume)
 
 
 def _probe(cfg, args):
-    from . import probe_job
+    from .jobs import probe
 
-    return probe_job.run(cfg, Path(args.out))
+    return probe.run(cfg, Path(args.out))
 
 
 def _clss(cfg, args):
-    from . import clss_job
+    from .jobs import clss
 
-    return clss_job.run(cfg, args.checkpoint, Path(args.out))
+    return clss.run(cfg, args.checkpoint, Path(args.out))
 
 
 def _slq(cfg, args):
-    from . import slq_job
+    from .jobs import slq
 
-    return slq_job.run(cfg, args.checkpoint, Path(args.out))
+    return slq.run(cfg, args.checkpoint, Path(args.out))
 
 
 def _bench(args) -> None:
-    from . import bench, config
+    from . import config
+    from .jobs import bench
 
-    cfg = config.load(args.config, args.set)
+    cfg = config.load(args.config, args.set, job="bench")
     report = bench.run(cfg, reduced=args.reduced)
     print(json.dumps(report, indent=None if args.json else 2))
 
 
 def _make_tiny_model(args) -> None:
-    from .tiny_model import build_tiny_model
+    from .tools.tiny_model import build_tiny_model
 
     facts_file = Path(args.out) / "tiny_model.json"
     if facts_file.is_file() and not args.force:
@@ -67,7 +68,7 @@ def _make_tiny_model(args) -> None:
 
 
 def _make_random_model(args) -> None:
-    from .tiny_model import build_random_model
+    from .tools.tiny_model import build_random_model
 
     print(json.dumps(build_random_model(Path(args.out), args.hidden, args.layers, args.seed)))
 
@@ -149,14 +150,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run() -> None:
-    """`python -m es_hpc` and the `es-hpc` script: main(), then exit with its code.
-
-    After a torch.distributed job the process group is already destroyed and every file closed; interpreter
-    finalization is skipped there, since gloo's worker threads can abort the process during it ("terminate called
-    without an active exception", seen under srun)."""
-    code = main()
-    if "es_hpc.comm.torch_dist" in sys.modules:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    sys.exit(code)
+    """`python -m es_hpc` and the `es-hpc` script: main(), then exit with its code."""
+    sys.exit(main())

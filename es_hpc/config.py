@@ -1,11 +1,14 @@
-"""Run configuration: dataclasses loaded from YAML, dotted command-line overrides, validated once."""
+"""Run configuration: dataclasses read from YAML and dotted overrides; each field declares type, bounds and help."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import operator
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import yaml
 
@@ -14,117 +17,141 @@ class ConfigError(ValueError):
     """A bad configuration value; the message names the field."""
 
 
+BOUNDS = {"gt": (">", operator.gt), "ge": (">=", operator.ge), "le": ("<=", operator.le)}
+Split = Literal["train", "val", "test"]
+
+
+def option(default, help: str, *, gt=None, ge=None, le=None):
+    """A dataclass field with its one-line help and bounds (on each element of a list) in its metadata."""
+    meta = {"help": help, **{k: v for k, v in (("gt", gt), ("ge", ge), ("le", le)) if v is not None}}
+    if isinstance(default, (list, dict)):  # a fresh copy per instance
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
 @dataclass
 class ModelConfig:
-    path: str = "embedded:tiny"  # embedded:NAME (shipped), local directory or hub id (e.g. Qwen/Qwen2.5-1.5B-Instruct)
-    dtype: str = "auto"  # auto (bfloat16 on a GPU, float32 on the CPU) | float32 | bfloat16 | float16
-    device: str = "auto"  # auto | cpu | cuda
-    trust_remote_code: bool = False
+    path: str = option("embedded:tiny", "embedded:NAME (shipped), local dir or hub id, e.g. Qwen/Qwen2.5-1.5B-Instruct")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = option("auto", "auto: bfloat16 on GPUs, float32 on CPUs")
+    device: Literal["auto", "cpu", "cuda"] = option("auto", "auto: this rank's GPU when there is one, else the CPU")
+    trust_remote_code: bool = option(False, "let transformers run model code shipped with the checkpoint")
 
 
 @dataclass
 class TaskConfig:
-    name: str = "arithmetic"
-    # passed to es_hpc.tasks.get(name, **options); dataset tasks: path (hub id or local file/folder), name,
-    # splits ({train, val, test} -> dataset split, null: carved from train), val_size, test_size, split_seed
-    options: dict = field(default_factory=dict)
+    name: str = option("arithmetic", "registered task (es_hpc.tasks.TASKS: arithmetic, gsm8k, arc_challenge, ...)")
+    options: dict = option({}, "es_hpc.tasks.get(name, **options); dataset tasks: path (hub id, local file/folder),"
+                           " name, splits ({train, val, test} -> split, null: carved from train), val_size, test_size,"
+                           " split_seed")
 
 
 @dataclass
 class ESConfig:
-    sigma: float = 3e-3
-    alpha: float = 3e-3
-    population: int = 30
-    seed: int = 0
-    shaping: str = "zscore"  # zscore | centered_rank | raw
-    antithetic: bool = False
-    update_form: str = "eq1"  # eq1: alpha/(N sigma) sum w eps (paper Eq. 1) | qiu: alpha/N sum w eps
-    params: list = field(default_factory=lambda: ["*"])  # fnmatch patterns of perturbed parameter names
-    master_device: str = "same"  # where the fp32 master copy lives: same (as the model) | cpu
-    perturbation: str = "isotropic"  # isotropic: eps ~ N(0, I) (the paper) | lowrank: A B^T / sqrt(rank) per matrix
-    rank: int = 4  # lowrank: rank r of each member's perturbation of a weight matrix
+    sigma: float = option(3e-3, "perturbation scale sigma: members are theta + sigma eps", gt=0)
+    alpha: float = option(3e-3, "step size alpha of the update", gt=0)
+    population: int = option(30, "members N per iteration", gt=0)
+    seed: int = option(0, "base seed of the members' perturbations and of the prompt draws", ge=0)
+    shaping: Literal["zscore", "centered_rank", "raw"] = option("zscore", "transform of the members' rewards")
+    antithetic: bool = option(False, "members in pairs theta +- sigma eps that share a seed")
+    update_form: Literal["eq1", "qiu"] = option("eq1", "eq1: alpha/(N sigma) sum w eps (Eq. 1); qiu: alpha/N sum w eps")
+    params: list[str] = option(["*"], "fnmatch patterns of perturbed parameter names")
+    master_device: Literal["same", "cpu"] = option("same", "where the fp32 master copy lives: same as the model or cpu")
+    perturbation: Literal["isotropic", "lowrank"] = option(
+        "isotropic", "isotropic: eps ~ N(0, I) (the paper); lowrank: A B^T / sqrt(rank) per weight matrix")
+    rank: int = option(4, "lowrank: rank r of each member's perturbation of a weight matrix", gt=0)
 
 
 @dataclass
 class GenerationConfig:
-    backend: str = "transformers"  # transformers | vllm (imported lazily; see README)
-    vllm_gpu_memory_utilization: float = 0.3  # vllm: share of GPU memory per engine (on CPU: sizes the KV cache)
-    vllm_tensor_parallel_size: int = 1  # vllm: GPUs per rank's engine
-    max_new_tokens: int = 0  # 0: the task's own hint
-    batch_size: int = 256  # prompts per generate call
-    exact_fast_path: bool = True  # score greedy decoding by one teacher-forced pass where the task has a reference
-    members_per_call: int = 0  # population members evaluated in one batched call; 0: on a GPU as many as batch_size
-    # rows and population_memory_mb allow, on the CPU 1; 1: one at a time (isotropic: perturbed in place)
-    population_memory_mb: int = 1024  # budget for the stacked weight copies (isotropic) or factors of one call
+    backend: Literal["transformers", "vllm"] = option("transformers", "vllm is imported lazily (see README)")
+    vllm_gpu_memory_utilization: float = option(
+        0.3, "vllm: share of GPU memory per engine (on CPU: sizes the KV cache)", gt=0, le=1)
+    vllm_tensor_parallel_size: int = option(1, "vllm: GPUs per rank's engine", gt=0)
+    max_new_tokens: int = option(0, "tokens generated per prompt; 0: the task's own hint", ge=0)
+    batch_size: int = option(256, "prompts per generate call", gt=0)
+    exact_fast_path: bool = option(True, "score greedy decoding by one teacher-forced pass if the task has a reference")
+    members_per_call: int = option(0, "population members evaluated in one batched call; 0: on a GPU as many as "
+                                   "batch_size rows and population_memory_mb allow, on the CPU 1; 1: one at a time "
+                                   "(isotropic: perturbed in place)", ge=0)
+    population_memory_mb: int = option(1024, "budget for stacked weight copies (isotropic) or factors of a call", gt=0)
 
 
 @dataclass
 class TrainConfig:
-    iterations: int = 100
-    prompts_per_iteration: int = 64
-    eval_every: int = 10
-    eval_split: str = "test"  # split of the held-out evaluation reported in the log
-    eval_prompts: int = 0  # 0: the whole split
-    keep_best: bool = False  # keep the checkpoint with the best validation reward (early stopping)
-    select_split: str = "val"  # split that chooses the best checkpoint (never the reported one)
-    checkpoint_every: int = 50
-    keep_checkpoints: int = 2
-    drift_every: int = 10  # re-measure the unperturbed reward after perturb/restore cycles
-    checksum_every: int = 10  # compare a parameter checksum across ranks (0: never)
-    threads: int = 0  # CPU threads per rank; 0: cores / ranks on this node
+    iterations: int = option(100, "ES iterations", ge=0)
+    prompts_per_iteration: int = option(64, "prompts drawn per iteration, shared by every member", gt=0)
+    eval_every: int = option(10, "evaluate every K iterations and at the end (0: never)", ge=0)
+    eval_split: Split = option("test", "split of the held-out evaluation reported in the log")
+    eval_prompts: int = option(0, "prompts per evaluation; 0: the whole split", ge=0)
+    keep_best: bool = option(False, "keep the checkpoint with the best validation reward (early stopping)")
+    select_split: Split = option("val", "split that chooses the best checkpoint (never the reported one)")
+    checkpoint_every: int = option(50, "checkpoint every K iterations and at the end (0: only at the end)", ge=0)
+    keep_checkpoints: int = option(2, "periodic checkpoints kept on disk, the newest", gt=0)
+    drift_every: int = option(10, "re-measure the unperturbed reward after perturb/restore cycles, every K iterations "
+                              "(0: never)", ge=0)
+    checksum_every: int = option(10, "compare a parameter checksum across ranks every K iterations (0: never)", ge=0)
 
 
 @dataclass
 class DistConfig:
-    backend: str = "auto"  # auto | local | torch | mpi
+    backend: Literal["auto", "local", "torch", "mpi"] = option("auto", "auto: from the launcher's environment")
+
+
+@dataclass
+class RuntimeConfig:
+    threads: int = option(0, "CPU threads per rank; 0: this node's cores / its ranks", ge=0)
 
 
 @dataclass
 class LogConfig:
-    file: str = "es_log.h5"
+    file: str = option("es_log.h5", "HDF5 log file in the output directory")
 
 
 @dataclass
 class CLSSConfig:
     """The `clss` probe job (Algorithm 2 step 1): R trajectories of T ES steps from a checkpoint per (alpha, N)."""
-    populations: list = field(default_factory=lambda: [4, 8, 16, 32])  # population sizes N (noise kappa = sigma^2/N)
-    alphas: list = field(default_factory=list)  # step sizes alpha; empty: [es.alpha]
-    seeds: int = 8  # trajectories R per (alpha, N)
-    steps: int = 20  # ES steps T per trajectory
-    prompts_per_step: int = 64  # prompts per step (members and the unperturbed reward share the batch)
-    baseline: bool = True  # subtract the unperturbed reward on the step's batch from the members' rewards
-    fixed_prompts: bool = False  # every step uses one fixed pool of prompts_per_step prompts (tasks.fixed_pool with
-    # es.seed): J is then a deterministic function of theta and the only noise is ES sampling, as in the OU model
-    file: str = "clss.h5"  # HDF5 file in the output directory (layout: analysis/clss/SCHEMA.md)
+    populations: list[int] = option([4, 8, 16, 32], "population sizes N (noise kappa = sigma^2/N)", gt=0)
+    alphas: list[float] = option([], "step sizes alpha; empty: [es.alpha]", gt=0)
+    trajectories: int = option(8, "trajectories R per (alpha, N)", gt=0)
+    steps: int = option(20, "ES steps T per trajectory", gt=0)
+    prompts_per_step: int = option(64, "prompts per step (members and the unperturbed reward share the batch)", gt=0)
+    baseline: bool = option(True, "subtract the unperturbed reward on the step's batch from the members' rewards")
+    fixed_prompts: bool = option(False, "every step uses one fixed pool of prompts_per_step prompts (tasks.fixed_pool "
+                                 "with es.seed): J is then a deterministic function of theta and the only noise is ES "
+                                 "sampling, as in the OU model")
+    file: str = option("clss.h5", "HDF5 file in the output directory (layout: analysis/clss/SCHEMA.md)")
 
 
 @dataclass
 class ProbeConfig:
     """The `probe` job (Appendix G): S batches of M candidates per sigma on a fixed pool of P prompts."""
-    sigmas: list = field(default_factory=lambda: [3e-4, 1e-3, 3e-3])  # perturbation scales (G.4)
-    batches: int = 2  # S independent perturbation batches per sigma (G.4, G.6)
-    candidates: int = 240  # M candidates per batch
-    pool_size: int = 320  # P prompts of the fixed evaluation pool (G.3)
-    pool_seed: int = 0  # deterministic shuffle that picks the pool (G.3)
-    split: str = "train"  # split the pool is drawn from (G.2 probes the training splits)
-    base_seed: int = 1234  # candidate seeds: independent streams of this base seed per (sigma, batch) (G.4)
-    drift_every: int = 24  # re-measure the unperturbed reward every K candidates per rank (0: never)
-    file: str = "probe.h5"  # HDF5 file in the output directory (layout: analysis/best_of_n/SCHEMA.md)
+    sigmas: list[float] = option([3e-4, 1e-3, 3e-3], "perturbation scales (G.4)", gt=0)
+    batches: int = option(2, "S independent perturbation batches per sigma (G.4, G.6)", gt=0)
+    candidates: int = option(240, "M candidates per batch", gt=0)
+    pool_size: int = option(320, "P prompts of the fixed evaluation pool (G.3)", gt=0)
+    pool_seed: int = option(0, "deterministic shuffle that picks the pool (G.3)", ge=0)
+    split: Split = option("train", "split the pool is drawn from (G.2 probes the training splits)")
+    base_seed: int = option(1234, "candidate seeds: independent streams of this base seed per (sigma, batch) (G.4)",
+                            ge=0)
+    drift_every: int = option(24, "re-measure the unperturbed reward every K candidates per rank (0: never)", ge=0)
+    file: str = option("probe.h5", "HDF5 file in the output directory (layout: analysis/best_of_n/SCHEMA.md)")
 
 
 @dataclass
 class SLQConfig:
     """The `slq` job (Algorithm 3, Appendix G.10): Lanczos over a curvature operator of the model."""
-    operator: str = "hvp"  # hvp: autograd Hessian of the cross-entropy surrogate | stein: Hessian of J_sigma
-    probes: int = 8  # Hutchinson probe vectors, spread over ranks
-    steps: int = 30  # Lanczos steps m per probe
-    seed: int = 0  # probe vectors
-    prompts: int = 64  # prompt set of the surrogate / of J in the Stein estimator (fixed pool, pool_seed)
-    pool_seed: int = 0
-    split: str = "train"
-    candidates: int = 64  # M perturbations of the Stein estimator (sigma: es.sigma, seeds: slq.seed)
-    dtype: str = "float64"  # precision of the matvecs (hvp: the model is cast to it; Lanczos is always float64)
-    file: str = "slq.h5"  # HDF5 file in the output directory (layout: analysis/slq/SCHEMA.md)
+    operator: Literal["hvp", "stein"] = option(
+        "hvp", "hvp: autograd Hessian of the cross-entropy surrogate; stein: Hessian of J_sigma")
+    probes: int = option(8, "Hutchinson probe vectors, spread over ranks", gt=0)
+    steps: int = option(30, "Lanczos steps m per probe", gt=0)
+    seed: int = option(0, "seed of the probe vectors and of the Stein candidates", ge=0)
+    prompts: int = option(64, "prompt set of the surrogate / of J in the Stein estimator (fixed pool, pool_seed)", gt=0)
+    pool_seed: int = option(0, "deterministic shuffle that picks the prompt pool", ge=0)
+    split: Split = option("train", "split the prompt pool is drawn from")
+    candidates: int = option(64, "M perturbations of the Stein estimator (sigma: es.sigma, seeds: slq.seed)", gt=0)
+    dtype: Literal["float64", "float32"] = option(
+        "float64", "precision of the matvecs (hvp: the model is cast to it; Lanczos is always float64)")
+    file: str = option("slq.h5", "HDF5 file in the output directory (layout: analysis/slq/SCHEMA.md)")
 
 
 @dataclass
@@ -135,6 +162,7 @@ class Config:
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     dist: DistConfig = field(default_factory=DistConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     log: LogConfig = field(default_factory=LogConfig)
     clss: CLSSConfig = field(default_factory=CLSSConfig)
     probe: ProbeConfig = field(default_factory=ProbeConfig)
@@ -144,74 +172,90 @@ class Config:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
 
 
-CHOICES = {
-    "model.dtype": ("auto", "float32", "bfloat16", "float16"),
-    "model.device": ("auto", "cpu", "cuda"),
-    "es.shaping": ("zscore", "centered_rank", "raw"),
-    "es.update_form": ("eq1", "qiu"),
-    "es.master_device": ("same", "cpu"),
-    "es.perturbation": ("isotropic", "lowrank"),
-    "train.eval_split": ("train", "val", "test"),
-    "train.select_split": ("train", "val", "test"),
-    "dist.backend": ("auto", "local", "torch", "mpi"),
-    "generation.backend": ("transformers", "vllm"),
-    "probe.split": ("train", "val", "test"),
-    "slq.operator": ("hvp", "stein"),
-    "slq.split": ("train", "val", "test"),
-    "slq.dtype": ("float64", "float32"),
-}
+_COMMON = ("model", "task", "es", "generation")  # read by every job: model, task, perturbations, decoding
+JOB_SECTIONS = {  # the sections each job reads: the ones load(..., job=) validates
+    "train": (*_COMMON, "train", "dist", "runtime", "log"), "probe": (*_COMMON, "probe", "dist", "runtime"),
+    "clss": (*_COMMON, "clss", "dist", "runtime"), "slq": (*_COMMON, "slq", "dist", "runtime"),
+    "bench": (*_COMMON, "train", "runtime")}
+RENAMED = {"train.threads": "runtime.threads", "clss.seeds": "clss.trajectories"}  # old dotted name: new one
 
 
-def _coerce(value, typ, name: str):
-    """Check one YAML value against the field's annotated type (ints and 1e-3-style strings pass as floats)."""
-    origin = typing.get_origin(typ) or typ
-    if origin is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if origin is float and isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
-        try:
-            return float(value)
-        except ValueError:
-            pass
-    if origin in (list, dict, str, bool, int, float):
-        if isinstance(value, origin) and not (origin is int and isinstance(value, bool)):
-            return value
-    raise ConfigError(f"{name}: expected {origin.__name__}, got {type(value).__name__} {value!r}")
+def _coerce(value, typ, name: str, meta=None):
+    """`value` as `typ` (ints and 1e-3-style strings pass as floats, bools never as ints); with `meta`, checks its
+    choices and bounds (the field's metadata) too."""
+    origin, args = typing.get_origin(typ), typing.get_args(typ)
+    if origin is list and isinstance(value, list):
+        return [_coerce(v, args[0], f"{name}[{i}]", meta) for i, v in enumerate(value)]
+    want = type(args[0]) if origin is Literal else origin or typ
+    if want is float and isinstance(value, (int, str)) and not isinstance(value, bool):
+        with contextlib.suppress(ValueError, OverflowError):
+            value = float(value)  # YAML 1.1 reads 1e-3 (no dot) as a string
+    if not isinstance(value, want) or (isinstance(value, bool) and want is not bool):
+        text = f"list[{args[0].__name__}]" if origin is list else want.__name__
+        raise ConfigError(f"{name}: expected {text}, got {type(value).__name__} {value!r}")
+    if meta is not None and origin is Literal and value not in args:
+        raise ConfigError(f"{name}: {value!r} is not one of {', '.join(args)}")
+    for key, (text, holds) in BOUNDS.items():
+        if meta is not None and key in meta and not holds(value, meta[key]):  # false for NaN: NaN fails
+            raise ConfigError(f"{name}: must be {text} {meta[key]}, got {value!r}")
+    return value
 
 
-def _build(cls, data: dict, prefix: str):
+def _build(cls, data, prefix: str, checked=()):
+    """Dataclass `cls` from a mapping: values coerced, choices and bounds checked in the sections `checked` names."""
     if not isinstance(data, dict):
-        raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {data!r}")
+    fields, hints = {f.name: f for f in dataclasses.fields(cls)}, typing.get_type_hints(cls)
     kwargs = {}
     for key, value in data.items():
         name = f"{prefix}{key}"
-        if key not in names:
-            raise ConfigError(f"{name}: unknown key (known: {', '.join(sorted(names))})")
-        typ = hints[key]
-        if dataclasses.is_dataclass(typ):
-            kwargs[key] = _build(typ, value, f"{name}.")
-        else:
-            kwargs[key] = _coerce(value, typ, name)
+        if name in RENAMED:
+            raise ConfigError(f"{name}: renamed to {RENAMED[name]}")
+        if key not in fields:
+            raise ConfigError(f"{name}: unknown key (known: {', '.join(fields)})")
+        meta = fields[key].metadata if name.split(".")[0] in checked else None
+        kwargs[key] = (_build(hints[key], value, f"{name}.", checked) if dataclasses.is_dataclass(hints[key])
+                       else _coerce(value, hints[key], name, meta))
     return cls(**kwargs)
 
 
-def _set_dotted(data: dict, assignment: str) -> None:
-    """Apply one `section.key=value` override; the value is parsed as YAML (so 1e-3, true, [a] work)."""
-    if "=" not in assignment:
+def _check_rules(cfg: Config, sections) -> None:
+    """Cross-field rules, each checked with the section it is about."""
+    es, clss = cfg.es, cfg.clss
+    if "model" in sections and not cfg.model.path:
+        raise ConfigError("model.path: must name a local directory or a hub id")
+    if "es" in sections and es.antithetic and es.population % 2:
+        raise ConfigError(f"es.population: must be even with es.antithetic, got {es.population}")
+    if "es" in sections and not es.params:
+        raise ConfigError("es.params: expected a non-empty list of name patterns")
+    if "train" in sections and cfg.train.keep_best and cfg.train.select_split == cfg.train.eval_split:
+        raise ConfigError(f"train.select_split: must differ from train.eval_split ({cfg.train.eval_split!r}) "
+                          "so the reported reward is not the one that chose the checkpoint")
+    if "clss" in sections and es.antithetic and any(n % 2 for n in clss.populations):
+        raise ConfigError(f"clss.populations: must all be even with es.antithetic, got {clss.populations!r}")
+    for name, values, may_be_empty in (("clss.populations", clss.populations, False),  # empty alphas: [es.alpha]
+                                       ("clss.alphas", clss.alphas, True), ("probe.sigmas", cfg.probe.sigmas, False)):
+        if name.split(".")[0] in sections and (len(set(values)) != len(values) or not (values or may_be_empty)):
+            raise ConfigError(f"{name}: expected a {'' if may_be_empty else 'non-empty '}list without duplicates, "
+                              f"got {values!r}")
+
+
+def _set_dotted(node: dict, assignment: str) -> None:
+    """Apply one `section.key=value` override to the config tree; the value is parsed as YAML (1e-3, true, [a])."""
+    path, sep, raw = assignment.partition("=")
+    if not sep:
         raise ConfigError(f"--set {assignment!r}: expected section.key=value")
-    path, raw = assignment.split("=", 1)
-    keys = path.strip().split(".")
-    node = data
-    for key in keys[:-1]:
-        node = node.setdefault(key, {})
+    *sections, key = path.strip().split(".")
+    for section in sections:
+        node = node.setdefault(section, {})
         if not isinstance(node, dict):
-            raise ConfigError(f"{path}: {key} is not a section")
-    node[keys[-1]] = yaml.safe_load(raw)
+            raise ConfigError(f"{path}: {section} is not a section")
+    node[key] = yaml.safe_load(raw)
 
 
-def load(path: str | Path | None, overrides: list[str] = ()) -> Config:
-    """Read a YAML config, apply dotted overrides and validate; raises ConfigError naming the field."""
+def load(path: str | Path | None, overrides: typing.Iterable[str] = (), job: str | None = None) -> Config:
+    """Read a YAML config and apply dotted overrides; every value is coerced to its type, and the choices, bounds and
+    cross-field rules of the sections `job` uses (all for None) are checked. Errors are one-line ConfigErrors."""
     data: dict = {}
     if path is not None:
         p = Path(path)
@@ -223,87 +267,32 @@ def load(path: str | Path | None, overrides: list[str] = ()) -> Config:
             raise ConfigError(f"config: {p} is not valid YAML ({str(exc).splitlines()[0]})") from None
     for assignment in overrides:
         _set_dotted(data, assignment)
-    cfg = _build(Config, data, "")
-    validate(cfg)
+    sections = JOB_SECTIONS[job] if job else [f.name for f in dataclasses.fields(Config)]
+    cfg = _build(Config, data, "", sections)
+    _check_rules(cfg, sections)
     return cfg
 
 
 def from_json(text: str) -> Config:
-    """Rebuild a Config from the JSON stored in a log or checkpoint."""
-    return _build(Config, json.loads(text), "")
+    """Rebuild a Config from the JSON stored in a log or checkpoint, reading renamed keys' old names as the new."""
+    data = json.loads(text)
+    for old, new in RENAMED.items():
+        (section, key), (new_section, new_key) = old.split("."), new.split(".")
+        if isinstance(data.get(section), dict) and key in data[section]:
+            data.setdefault(new_section, {})[new_key] = data[section].pop(key)
+    return _build(Config, data, "")
 
 
-def _positive_float(value) -> bool:
-    """True for a number > 0, or a string that reads as one (YAML 1.1 reads 1e-3 as a string)."""
-    try:
-        return float(value) > 0
-    except ValueError:
-        return False
-
-
-def validate(cfg: Config) -> None:
-    """Check values beyond their types; one ConfigError naming the first bad field."""
-    for name, allowed in CHOICES.items():
-        section, key = name.split(".")
-        value = getattr(getattr(cfg, section), key)
-        if value not in allowed:
-            raise ConfigError(f"{name}: {value!r} is not one of {', '.join(allowed)}")
-    bounds = [  # (field, value, strictly positive?)
-        ("es.sigma", cfg.es.sigma, True), ("es.alpha", cfg.es.alpha, True), ("es.population", cfg.es.population, True),
-        ("es.seed", cfg.es.seed, False),
-        ("train.prompts_per_iteration", cfg.train.prompts_per_iteration, True),
-        ("train.keep_checkpoints", cfg.train.keep_checkpoints, True),
-        ("train.iterations", cfg.train.iterations, False), ("train.eval_every", cfg.train.eval_every, False),
-        ("train.eval_prompts", cfg.train.eval_prompts, False),
-        ("train.checkpoint_every", cfg.train.checkpoint_every, False),
-        ("train.drift_every", cfg.train.drift_every, False),
-        ("train.checksum_every", cfg.train.checksum_every, False), ("train.threads", cfg.train.threads, False),
-        ("es.rank", cfg.es.rank, True),
-        ("generation.batch_size", cfg.generation.batch_size, True),
-        ("generation.members_per_call", cfg.generation.members_per_call, False),
-        ("generation.population_memory_mb", cfg.generation.population_memory_mb, True),
-        ("generation.max_new_tokens", cfg.generation.max_new_tokens, False),
-        ("generation.vllm_gpu_memory_utilization", cfg.generation.vllm_gpu_memory_utilization, True),
-        ("generation.vllm_tensor_parallel_size", cfg.generation.vllm_tensor_parallel_size, True),
-        ("clss.seeds", cfg.clss.seeds, True), ("clss.steps", cfg.clss.steps, True),
-        ("clss.prompts_per_step", cfg.clss.prompts_per_step, True),
-        ("probe.batches", cfg.probe.batches, True), ("probe.candidates", cfg.probe.candidates, True),
-        ("probe.pool_size", cfg.probe.pool_size, True), ("probe.pool_seed", cfg.probe.pool_seed, False),
-        ("probe.base_seed", cfg.probe.base_seed, False), ("probe.drift_every", cfg.probe.drift_every, False),
-        ("slq.probes", cfg.slq.probes, True), ("slq.steps", cfg.slq.steps, True), ("slq.seed", cfg.slq.seed, False),
-        ("slq.prompts", cfg.slq.prompts, True), ("slq.pool_seed", cfg.slq.pool_seed, False),
-        ("slq.candidates", cfg.slq.candidates, True),
-    ]
-    for name, value, strict in bounds:
-        if not (value > 0 if strict else value >= 0):  # written so that NaN fails too
-            raise ConfigError(f"{name}: must be {'>' if strict else '>='} 0, got {value!r}")
-    if cfg.generation.vllm_gpu_memory_utilization > 1:
-        raise ConfigError(f"generation.vllm_gpu_memory_utilization: must be <= 1, got {cfg.generation.vllm_gpu_memory_utilization!r}")
-    if cfg.es.antithetic and cfg.es.population % 2:
-        raise ConfigError(f"es.population: must be even with es.antithetic, got {cfg.es.population}")
-    pops = cfg.clss.populations
-    if not pops or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in pops):
-        raise ConfigError(f"clss.populations: expected a non-empty list of integers > 0, got {pops!r}")
-    if len(set(pops)) != len(pops):
-        raise ConfigError(f"clss.populations: duplicate population sizes in {pops!r}")
-    if cfg.es.antithetic and any(n % 2 for n in pops):
-        raise ConfigError(f"clss.populations: must all be even with es.antithetic, got {pops!r}")
-    alphas = cfg.clss.alphas
-    if not all(isinstance(a, (int, float, str)) and not isinstance(a, bool) and _positive_float(a) for a in alphas):
-        raise ConfigError(f"clss.alphas: expected a list of step sizes > 0 (empty: es.alpha), got {alphas!r}")
-    if len(set(alphas)) != len(alphas):
-        raise ConfigError(f"clss.alphas: duplicate step sizes in {alphas!r}")
-    sig = cfg.probe.sigmas
-    if not sig or not all(isinstance(a, (int, float, str)) and not isinstance(a, bool) and _positive_float(a) for a in sig):
-        raise ConfigError(f"probe.sigmas: expected a non-empty list of perturbation scales > 0, got {sig!r}")
-    if len(set(float(a) for a in sig)) != len(sig):
-        raise ConfigError(f"probe.sigmas: duplicate values in {sig!r}")
-    if not cfg.es.params or not all(isinstance(p, str) for p in cfg.es.params):
-        raise ConfigError(f"es.params: expected a non-empty list of name patterns, got {cfg.es.params!r}")
-    if cfg.train.keep_best and cfg.train.select_split == cfg.train.eval_split:
-        raise ConfigError(
-            f"train.select_split: must differ from train.eval_split ({cfg.train.eval_split!r}) "
-            "so the reported reward is not the one that chose the checkpoint"
-        )
-    if not cfg.model.path:
-        raise ConfigError("model.path: must name a local directory or a hub id")
+def describe() -> list[tuple[str, str, str, str]]:
+    """(dotted name, type with choices and bounds, default as JSON, help) of every field, for listings like --help."""
+    rows = []
+    for section, cls in typing.get_type_hints(Config).items():
+        hints, defaults = typing.get_type_hints(cls), cls()
+        for f in dataclasses.fields(cls):
+            origin, args = typing.get_origin(hints[f.name]), typing.get_args(hints[f.name])
+            text = " | ".join(args) if origin is Literal else f"list[{args[0].__name__}]" if origin is list else None
+            bounds = ", ".join(f"{op} {f.metadata[k]}" for k, (op, _) in BOUNDS.items() if k in f.metadata)
+            bounds = f" ({'each ' if origin is list else ''}{bounds})" if bounds else ""
+            text = (text or hints[f.name].__name__) + bounds
+            rows.append((f"{section}.{f.name}", text, json.dumps(getattr(defaults, f.name)), f.metadata["help"]))
+    return rows

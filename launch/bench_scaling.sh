@@ -15,7 +15,7 @@ for model in embedded:tiny "$BIG"; do
     name=$(basename "${model#embedded:}")
     for threads in 2 1; do
         python -m es_hpc train --config configs/tiny.yaml --out "$OUT/$name-1x$threads" --set model.path="$model" \
-            --set train.threads=$threads "${QUIET[@]}" > "$OUT/$name-1x$threads.log"
+            --set runtime.threads=$threads "${QUIET[@]}" > "$OUT/$name-1x$threads.log"
     done
     torchrun --standalone --nproc_per_node=2 -m es_hpc train --config configs/tiny.yaml --out "$OUT/$name-2" \
         --set model.path="$model" "${QUIET[@]}" > "$OUT/$name-2.log"

@@ -3,7 +3,7 @@
 # Runs NPROC ranks of `python -m es_hpc train` under mpirun; the "auto" communicator sees mpirun's environment
 # and uses MPI (mpi4py: `bash tests/infra/install_mpi.sh` installs Open MPI and mpi4py). Options and why:
 #   --bind-to none   Open MPI pins each rank to one core by default (np <= 2), which would squeeze torch's
-#                    threads onto it; es_hpc sets the threads itself (train.threads, 0 = cores / ranks).
+#                    threads onto it; es_hpc sets the threads itself (runtime.threads, 0 = cores / ranks).
 #   -x VAR           exports the environment that ranks need (PATH, the venv, PYTHONPATH, ES_HPC_*).
 #   --allow-run-as-root  only when run as root (containers, CI): Open MPI refuses root without it.
 #   --oversubscribe  lets NPROC exceed the cores Open MPI counts (harmless otherwise).

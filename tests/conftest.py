@@ -30,6 +30,20 @@ def python() -> str:
     return sys.executable
 
 
+SUITES = ("unit", "dist", "e2e", "vllm_backend")  # tests/SUITE/: marked SUITE (pyproject's markers)
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Mark every test by its suite folder, and `tiny_model` where it uses the embedded model (tiny_model_dir),
+    so that `-m` selects them without a mark written by hand in any file."""
+    for item in items:
+        parts = Path(str(item.fspath)).relative_to(REPO).parts
+        if len(parts) > 1 and parts[0] == "tests" and parts[1] in SUITES:
+            item.add_marker(parts[1])
+        if "tiny_model_dir" in getattr(item, "fixturenames", ()):
+            item.add_marker("tiny_model")
+
+
 # Skip reasons (a phrase of the message) -> (what is missing, the command that makes those tests run). A reason
 # matching none is reported as it is.
 ENABLE = {

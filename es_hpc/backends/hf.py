@@ -42,7 +42,11 @@ def pick_device(name: str, local_rank: int = 0) -> torch.device:
 
 
 class HFBackend:
-    """Loads `model.path` (local directory or hub id) with its tokenizer and chat template."""
+    """Loads `model.path` (local directory or hub id) with its tokenizer and chat template; the model lives in this
+    process, so it can evaluate a batched population and score by teacher forcing (backends.base.Backend)."""
+
+    in_process = True
+    teacher_forcing = True
 
     def __init__(self, cfg: ModelConfig, device: torch.device):
         """Load the model in `model.dtype`; "auto" is resolved here into `self.dtype`, the dtype that runs."""
@@ -120,6 +124,9 @@ class HFBackend:
         is_end = torch.isin(new, torch.tensor(self.eos_ids, device=new.device))
         after_end = (is_end.cumsum(1) - is_end.int()) > 0
         return (~after_end).sum(1)
+
+    def on_change(self, names: list[str], working: list[torch.Tensor]) -> None:
+        """Nothing to push: ES writes the model's own parameters."""
 
     def save(self, path) -> None:
         """save_pretrained of the working model (safetensors) and tokenizer: loadable by from_pretrained."""

@@ -37,9 +37,13 @@ class VLLMBackend:
     """The model's tensors by Hugging Face name (named_parameters order, in the resolved `model.dtype`) and an engine that
     generates with them; `on_change` (PerturbedParams' hook) reloads all of them into the engine."""
 
+    in_process = False  # the model runs inside the engine
+    teacher_forcing = False
+
     def __init__(self, model: ModelConfig, generation: GenerationConfig):
         path = model_path.resolve(model.path)
-        self.dtype = resolve_dtype(model.dtype, pick_device(model.device))  # as HFBackend
+        self.device = pick_device(model.device)
+        self.dtype = resolve_dtype(model.dtype, self.device)  # as HFBackend
         # In-process engine core: a tensor-parallel size of 1 then keeps the worker in this process, so a weight
         # push passes tensors by reference instead of serializing the model for every population member.
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")

@@ -12,7 +12,7 @@ rounded + - * / sqrt only (native/philox_noise.h), so every implementation gives
   native-cuda    native/philox_noise.cu, for CUDA tensors
   torch          es_hpc/core/philox.py, the fallback where no library is built (or ES_HPC_NOISE=torch)
 
-They agree bit for bit (tests/unit/test_native_noise.py); still, every rank of a run should use the same one, so
+They agree bit for bit (tests/unit/core/test_native_noise.py); still, every rank of a run should use the same one, so
 NoiseSource.implementation says which ran, for the run to record.
 """
 from __future__ import annotations

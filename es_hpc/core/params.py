@@ -22,7 +22,7 @@ class PerturbedParams:
     """Working tensors (inside the model) plus fp32 master copies.
 
     perturb writes (master + s * eps).to(dtype) into the working tensor, restore writes master.to(dtype)
-    back, and the update goes into the master, so restore is bit-exact in any dtype (DESIGN.md).
+    back, and the update goes into the master, so restore is bit-exact in any dtype.
     """
 
     def __init__(self, selected: list[tuple[int, str, torch.Tensor]], master_device: str = "same",

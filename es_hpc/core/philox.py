@@ -1,7 +1,7 @@
 """The Philox4x32-10 Gaussian stream in plain torch: the fallback where the native kernel is not built, and a reference.
 
 It repeats native/philox_noise.h step by step (int64 arithmetic masked to 32 bits, float32 ops each rounded on its own),
-so on CPU and CUDA it gives the same bits as the native kernels; tests/unit/test_native_noise.py checks that.
+so on CPU and CUDA it gives the same bits as the native kernels; tests/unit/core/test_native_noise.py checks that.
 """
 from __future__ import annotations
 

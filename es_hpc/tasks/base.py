@@ -46,5 +46,5 @@ class Task:
     def reference_completion(self, row: dict) -> str | None:
         """The one correct completion of an exact-match task, or None. A task returning it promises that
         reward(c, row) is 1.0 when c.strip() == reference.strip() and 0.0 otherwise, which lets the evaluator
-        score greedy decoding by one teacher-forced forward pass (es_hpc/teacher_forced.py) instead of generating."""
+        score greedy decoding by one teacher-forced forward pass (es_hpc/eval/teacher_forced.py) instead of generating."""
         return None

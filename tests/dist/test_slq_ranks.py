@@ -7,7 +7,6 @@ import pytest
 
 from helpers import REPO, run
 
-pytestmark = pytest.mark.dist
 SETS = {  # two probes, so each rank runs one; stein: its 4 candidates are dealt over the ranks too
     "hvp": ["slq.probes=2", "slq.steps=4", "slq.prompts=4"],
     "stein": ["slq.operator=stein", "slq.probes=2", "slq.steps=6", "slq.candidates=4", "slq.prompts=8"],
@@ -24,7 +23,7 @@ def slq_cmd(model_dir, out, sets):
 
 @pytest.mark.parametrize("kind", sorted(SETS))
 def test_one_rank_equals_two_ranks(tiny_model_dir, tmp_path, kind):
-    run(slq_cmd(tiny_model_dir, tmp_path / "one", SETS[kind] + ["train.threads=1"]))
+    run(slq_cmd(tiny_model_dir, tmp_path / "one", SETS[kind] + ["runtime.threads=1"]))
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     run(slq_cmd(tiny_model_dir, tmp_path / "two", SETS[kind]), launcher=torchrun)
     with h5py.File(tmp_path / "one" / "slq.h5", "r") as f, h5py.File(tmp_path / "two" / "slq.h5", "r") as g:

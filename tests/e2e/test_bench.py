@@ -1,4 +1,4 @@
-"""End to end: `python -m es_hpc bench --reduced --json` on the tiny model prints every figure issue 9 asks for."""
+"""End to end: `python -m es_hpc bench --reduced --json` on the tiny model prints every figure of its report."""
 import json
 import math
 

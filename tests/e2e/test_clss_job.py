@@ -9,7 +9,7 @@ from helpers import REPO, run
 
 CONFIG = REPO / "configs" / "tiny_clss.yaml"
 # T = 4 steps: analysis.clss's default tail window T // 4 must be >= 1.
-SMALL = ["clss.populations=[2, 4]", "clss.seeds=2", "clss.steps=4", "clss.prompts_per_step=8"]
+SMALL = ["clss.populations=[2, 4]", "clss.trajectories=2", "clss.steps=4", "clss.prompts_per_step=8"]
 
 
 def clss_cmd(model_dir, out, sets=()):

@@ -4,11 +4,8 @@ import signal
 import subprocess
 import sys
 
-import pytest
-
 from helpers import REPO, run, start, train_cmd, wait_for
 
-pytestmark = pytest.mark.e2e
 SETS = ["train.iterations=1000", "train.checkpoint_every=1000"]  # runs far longer than the test watches it
 
 

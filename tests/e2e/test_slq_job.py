@@ -8,12 +8,11 @@ import pytest
 from analysis.slq.store import read_slq
 from helpers import REPO, run
 
-pytestmark = pytest.mark.e2e
 CONFIG = REPO / "configs" / "tiny_slq.yaml"
 SMALL = {  # a few matvecs each; stein: steps >= M + 1, so Lanczos reaches the invariant Krylov space
-    "hvp": ["slq.probes=2", "slq.steps=5", "slq.prompts=4", "train.threads=1"],
+    "hvp": ["slq.probes=2", "slq.steps=5", "slq.prompts=4", "runtime.threads=1"],
     "stein": ["slq.operator=stein", "slq.probes=2", "slq.steps=8", "slq.candidates=4", "slq.prompts=8",
-              "train.threads=1"],
+              "runtime.threads=1"],
 }
 
 

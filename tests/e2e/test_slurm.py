@@ -19,7 +19,6 @@ import pytest
 
 from helpers import FAST, REPO
 
-pytestmark = pytest.mark.e2e
 CLUSTER = REPO / "tests" / "infra" / "slurm_cluster.sh"
 SBIN = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
 JOB_TIMEOUT = 300  # seconds for one job, requeue included

@@ -6,7 +6,7 @@ import h5py
 import pytest
 import torch
 
-from es_hpc.checkpoint import MASTER
+from es_hpc.runtime.checkpoint import MASTER
 from helpers import REPO, run
 
 FIXTURES = REPO / "tests" / "fixtures" / "datasets"
@@ -60,7 +60,7 @@ def test_paper_probe_config_runs_on_fixture(tiny_model_dir, tmp_path):
 
 
 def test_missing_model_offline_is_one_line(tmp_path, monkeypatch):
-    """(A missing dataset offline: tests/unit/test_data.py, in process.)"""
+    """(A missing dataset offline: tests/unit/tasks/test_data.py, in process.)"""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # like a compute node: no hub, only the cache in HF_HOME
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     proc = run(["-m", "es_hpc", "train", "--config", str(REPO / "configs" / "paper" / "train_arc_challenge.yaml"),

@@ -2,14 +2,10 @@
 own check, stops inside its target window and tokenizes with the same files as the one that ships."""
 import json
 
-import pytest
 from helpers import run
-
 from es_hpc import models
 from es_hpc.backends import model_path
-from es_hpc.tiny_model import TARGET
-
-pytestmark = pytest.mark.e2e
+from es_hpc.tools.tiny_model import TARGET
 
 
 def test_make_tiny_model_reproduces_the_recipe(tmp_path, tiny_model_dir):

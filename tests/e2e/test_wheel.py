@@ -16,7 +16,6 @@ import pytest
 
 from helpers import REPO, run
 
-pytestmark = pytest.mark.e2e
 
 # Planted in the clean copy: a library built in-tree is never packaged, the wheel's come from the CMake install.
 STALE = "es_hpc/_native/libes_philox_noise_cuda.so"

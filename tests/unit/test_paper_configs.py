@@ -37,7 +37,7 @@ def test_paper_settings(path):
         assert cfg.train.keep_best and cfg.train.select_split == "val" and cfg.train.eval_split == "test"
     else:
         p = cfg.probe
-        assert [float(s) for s in p.sigmas] == [3e-4, 1e-3, 3e-3]
+        assert p.sigmas == [3e-4, 1e-3, 3e-3]  # floats: coerced at load
         assert (p.candidates, p.pool_size, p.pool_seed, p.base_seed, p.split) == (240, 320, 0, 1234, "train")
         if tasks.TASKS[cfg.task.name].default_splits["val"] is None:  # the pool comes from the published train
             assert cfg.task.options["val_size"] == 0                  # split: nothing carved out of it
