@@ -63,6 +63,12 @@ def visible_sigma(p: PerturbedParams, seed: int, observe, changed):
     pytest.fail(f"seed {seed}: no scale in {SIGMAS} changes the transformers model's output")
 
 
+def test_engine_backend_is_a_backend(vllm_backend):
+    from es_hpc.backends.base import Backend
+
+    assert isinstance(vllm_backend, Backend) and not vllm_backend.in_process and not vllm_backend.teacher_forcing
+
+
 def test_parity_with_transformers(vllm_backend, hf_backend, task, rows):
     """Same greedy completions, rewards and token counts, unperturbed and for a handful of seeds, each at a scale
     that changes the transformers model's completions."""
