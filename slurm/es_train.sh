@@ -10,7 +10,7 @@
 #SBATCH --job-name=es_train
 #SBATCH --nodes=1                  # nodes; override with sbatch -N
 #SBATCH --ntasks-per-node=1        # ranks per node: the node's GPU count (and --gpus-per-node=G); CPU nodes: any
-#SBATCH --cpus-per-task=8          # CPU threads per rank (es_hpc's train.threads=0 uses the cores it is given)
+#SBATCH --cpus-per-task=8          # CPU threads per rank (es_hpc's runtime.threads=0 uses the cores it is given)
 ##SBATCH --gpus-per-node=4         # GPU nodes: drop one '#' and give --ntasks-per-node the same number
 #SBATCH --time=04:00:00            # wall-clock limit of one attempt; a requeued attempt gets it again
 #SBATCH --signal=B:USR1@120        # 120 s before the limit, SIGUSR1 to this batch shell: checkpoint and requeue

@@ -41,7 +41,8 @@ class Communicator:
         raise NotImplementedError
 
     def close(self) -> None:
-        """Leave the process group."""
+        """Leave the process group and end what joining it started (threads, connections) before the interpreter
+        finalizes. Safe to call twice; it also runs after a rank failed, so it never waits on the others for good."""
 
     def owned(self, n: int) -> range:
         """Members (or items) this rank evaluates: k % world_size == rank."""

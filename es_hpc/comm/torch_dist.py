@@ -1,15 +1,25 @@
 """torch.distributed communicator: gloo on CPU, NCCL on GPU, configured from torchrun's or Slurm's environment."""
 from __future__ import annotations
 
+import atexit
 import datetime
+import gc
 import os
 import re
 import subprocess
+import sys
+import time
+import traceback
+import weakref
 from collections.abc import Callable, Mapping
 
 import numpy as np
 import torch
 import torch.distributed as dist
+# Its functions take `group=group.WORLD` as a default, evaluated when it is first imported (transformers imports it
+# while it loads a model). Imported after init_process_group, those defaults would hold the group past
+# destroy_process_group(), and its threads into interpreter finalization; imported first, they are None.
+import torch.distributed.nn.functional  # noqa: F401
 
 from ..config import ConfigError
 from .base import Communicator
@@ -53,7 +63,16 @@ def slurm_env(env: Mapping[str, str], hosts: Callable[[str], str] = first_host) 
 
 
 class TorchDistComm(Communicator):
-    """Joins the process group described by RANK / WORLD_SIZE / MASTER_ADDR / MASTER_PORT (or Slurm's SLURM_*)."""
+    """Joins the process group described by RANK / WORLD_SIZE / MASTER_ADDR / MASTER_PORT (or Slurm's SLURM_*).
+
+    It owns the group's teardown. close() destroys the group, and with it go its threads (gloo's workers and tcp
+    loop, rank 0's TCPStore server), joined. A group still alive at interpreter finalization can abort the process
+    ("terminate called without an active exception"): a gloo worker that drops a finished collective's tensor
+    needs the GIL for the tensor's Python object; once finalization began, Python ends a thread that waits for the
+    GIL with pthread_exit, whose unwinding through a noexcept C++ destructor calls std::terminate. So nothing may
+    keep the group past close() (see the import above), and an atexit handler, registered once the group exists,
+    destroys what close() did not: a group never closed, or one that frames of an exception raised inside a
+    collective still held. Other atexit handlers run as usual."""
 
     name = "torch"
 
@@ -73,6 +92,9 @@ class TorchDistComm(Communicator):
             torch.cuda.set_device(self.local_rank)
         self.device = torch.device("cuda", self.local_rank) if use_nccl else torch.device("cpu")
         dist.init_process_group("nccl" if use_nccl else "gloo", timeout=datetime.timedelta(seconds=timeout_s))
+        # A weak reference: the communicator must not itself keep the group (and its threads) alive.
+        self._group: weakref.ref | None = weakref.ref(dist.group.WORLD)
+        atexit.register(self._at_exit)
 
     def _allreduce(self, buf: np.ndarray) -> np.ndarray:
         t = torch.from_numpy(buf).to(self.device)
@@ -87,6 +109,47 @@ class TorchDistComm(Communicator):
     def barrier(self) -> None:
         dist.barrier()
 
+    def group_alive(self) -> bool:
+        """Whether the process group this communicator created still exists (and its threads with it)."""
+        return self._group is not None and self._group() is not None
+
     def close(self) -> None:
-        if dist.is_initialized():
+        """Destroy the process group, which joins its threads. No collective: close() also runs when a rank has
+        failed and the others will never answer (the jobs' final barrier is their synchronisation). While an
+        exception raised inside a collective propagates, its frames still refer to the group, which then goes
+        when they do, or at the latest in the atexit handler."""
+        self._teardown()
+
+    def _teardown(self) -> bool:
+        """Destroy the group if it is still the default one; True once it no longer exists."""
+        group = self._group() if self._group is not None else None
+        if group is not None and dist.is_initialized() and dist.group.WORLD is group:
             dist.destroy_process_group()
+        del group
+        if self.group_alive():
+            gc.collect()  # a reference cycle (a finished exception's traceback) may be all that holds it
+        if self.group_alive():
+            return False
+        self._group = None
+        atexit.unregister(self._at_exit)
+        return True
+
+    def _at_exit(self) -> None:
+        """Before finalization: finish what close() did not, so that no backend thread outlives the interpreter."""
+        if self._teardown():
+            return
+        # An uncaught exception raised inside a collective: its printed traceback (sys.last_value) keeps the frames,
+        # and so the group, until finalization. Those frames are done; drop their locals.
+        seen: set[int] = set()
+        exc = getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)
+        while exc is not None and id(exc) not in seen:
+            seen.add(id(exc))
+            traceback.clear_frames(exc.__traceback__)
+            exc = exc.__cause__ or exc.__context__
+        if self._teardown():
+            return
+        # Still referenced by something else: its threads outlive this handler. Let a worker that is still releasing
+        # a finished collective's tensors take the GIL and finish now, before finalization ends such threads.
+        print(f"es_hpc: rank {self.rank}: the torch.distributed process group is still referenced at exit "
+              "(its threads outlive the interpreter)", file=sys.stderr)
+        time.sleep(0.1)
