@@ -1,34 +1,45 @@
 """Checkpointed Local Slope Spectroscopy (paper Appendix B.1, Algorithm 2) on stored probe trajectories.
 
-Input is what the probes produced, whatever produced them: for each population N (noise
-kappa = sigma^2 / N) a reward array (R seeds, T steps) and optionally a locality metric (distance
-from the checkpoint) of the same shape. :func:`fit` runs Algorithm 2 at one step size alpha and
-returns d_eff = 4 S / alpha (Eq. 27) with a confidence interval, or a FAIL with its reason;
-:func:`scan` loops over step sizes; :func:`read_hdf5` loads the layout documented in SCHEMA.md.
+Input is what the probes produced, whatever produced them: for each population N a reward array
+(R seeds, T steps), optionally a locality metric (distance from the checkpoint) of the same shape,
+and optionally the measured effective step and noise of each step (:mod:`analysis.clss.kappa`).
+:func:`fit` runs Algorithm 2 at one step size alpha against the nominal kappa = sigma^2 / N or the
+measured kappa_eff and returns d_eff = 4 S / alpha (Eq. 27) with a confidence interval, or a FAIL
+with its reason; :func:`scan` loops over step sizes; :func:`read_hdf5` loads SCHEMA.md's layout.
 """
 
 from dataclasses import asdict, dataclass, field
 
-import h5py
 import numpy as np
 from scipy import stats
 
-from analysis.hdf5 import open_file
+from .fitting import bootstrap, pool_stderr, slope_fit
+from .verdict import describe, verdict
+
+KAPPA_SOURCES = ("auto", "nominal", "measured")
 
 
 @dataclass(frozen=True)
 class Probe:
-    """Probe trajectories at one noise level: rewards (R, T) and an optional locality metric (R, T)."""
+    """Probe trajectories at one noise level: rewards (R, T), optional locality metric (R, T), and
+    optional measured effective step alpha_eff and noise kappa_eff of the update producing each column."""
 
     population: int
     sigma: float
     rewards: np.ndarray
     distance: np.ndarray | None = None
+    alpha_eff: np.ndarray | None = None
+    kappa_eff: np.ndarray | None = None
 
     @property
     def kappa(self):
-        """Effective noise kappa = sigma^2 / N."""
+        """Nominal noise kappa = sigma^2 / N (exact for Eq. 14)."""
         return self.sigma**2 / self.population
+
+    @property
+    def measured(self):
+        """Whether the probe carries the measured alpha_eff and kappa_eff."""
+        return self.alpha_eff is not None and self.kappa_eff is not None
 
 
 @dataclass(frozen=True)
@@ -43,9 +54,11 @@ class Settings:
     min_populations: int = 3  # valid populations the fit needs
     min_accept: float = 0.5  # smallest overall fraction of accepted seeds
     max_drift: float = 0.05  # largest tail-drift slope, as a fraction of S ...
-    drift_z: float = 2.0  # ... that is also beyond this many standard errors
+    drift_z: float = 3.0  # ... that is also beyond this many standard errors
     min_p: float = 1e-3  # smallest chi^2 p-value of the linear fit
+    max_gain_spread: float = 0.25  # measured kappa: largest max/min - 1 of alpha_eff over the fitted N
     level: float = 0.95  # confidence level of the d_eff interval
+    kappa: str = "auto"  # noise axis: "nominal" sigma^2/N, "measured" kappa_eff, "auto": measured when present
 
     def __post_init__(self):
         """Reject thresholds Algorithm 2 cannot run with (ValueError naming the field)."""
@@ -54,7 +67,8 @@ class Settings:
                   ("n_fit", self.n_fit is None or self.n_fit >= 2, ">= 2"),
                   ("min_populations", self.min_populations >= 2, ">= 2 (a slope needs two plateaus)"),
                   ("min_accept", 0.0 <= self.min_accept <= 1.0, "in [0, 1]"),
-                  ("level", 0.0 < self.level < 1.0, "in (0, 1)")]
+                  ("level", 0.0 < self.level < 1.0, "in (0, 1)"),
+                  ("kappa", self.kappa in KAPPA_SOURCES, f"one of {KAPPA_SOURCES}")]
         for name, ok, need in checks:
             if not ok:
                 raise ValueError(f"{name}: must be {need}, got {getattr(self, name)!r}")
@@ -66,6 +80,7 @@ class Plateau:
 
     population: int
     kappa: float
+    alpha_eff: float
     seeds: int
     non_local: int
     unsettled: int
@@ -76,6 +91,7 @@ class Plateau:
     drift: float
     drift_se: float
     valid: bool
+    stderr_pooled: bool = False
 
 
 @dataclass
@@ -85,6 +101,8 @@ class Result:
     ok: bool
     reason: str
     alpha: float
+    kappa_source: str = "nominal"
+    alpha_eff: float = np.nan
     d_eff: float = np.nan
     d_eff_ci: tuple = (np.nan, np.nan)
     slope: float = np.nan
@@ -97,6 +115,7 @@ class Result:
     p_value: float = np.nan
     acceptance: float = np.nan
     fitted: list = field(default_factory=list)
+    pooled: list = field(default_factory=list)
     plateaus: list = field(default_factory=list)
 
     def to_dict(self):
@@ -125,10 +144,23 @@ def tail_means(rewards, window):
     return rewards[:, steps - window:].mean(axis=1), rewards[:, steps - 2 * window:steps - window].mean(axis=1)
 
 
-def screen(probe, settings):
+def _noise_axis(probe, keep, window, measured):
+    """(kappa, alpha_eff) of a population: nominal (sigma^2 / N, NaN), or tail-window means of the measured ones."""
+    if not measured:
+        return float(probe.kappa), np.nan
+    if not keep.any():
+        return np.nan, np.nan
+    gain = np.asarray(probe.alpha_eff, dtype=float)[keep, -window:]
+    kappa = np.asarray(probe.kappa_eff, dtype=float)[keep, -window:]
+    alpha_eff = float(np.nanmean(gain))
+    return float(np.nanmean(kappa * gain**2) / alpha_eff**2), alpha_eff  # mean step noise / mean gain^2
+
+
+def screen(probe, settings, measured=False):
     """Step (1) of Algorithm 2 for one population: reject non-local, unsettled and incomplete seeds."""
     rewards = np.asarray(probe.rewards, dtype=float)
-    j1, j0 = tail_means(rewards, settings.window or rewards.shape[1] // 4)
+    window = settings.window or rewards.shape[1] // 4
+    j1, j0 = tail_means(rewards, window)
     incomplete = ~np.isfinite(j1) | ~np.isfinite(j0)
     non_local = np.zeros(len(rewards), dtype=bool)
     if settings.tau_loc is not None and probe.distance is not None:
@@ -138,8 +170,9 @@ def screen(probe, settings):
         unsettled = ~(np.abs(j1 - j0) <= settings.tau_stat)
     keep = ~(incomplete | non_local | unsettled)
     n = int(keep.sum())
+    kappa, alpha_eff = _noise_axis(probe, keep, window, measured)
     return Plateau(
-        population=int(probe.population), kappa=float(probe.kappa), seeds=len(rewards),
+        population=int(probe.population), kappa=kappa, alpha_eff=alpha_eff, seeds=len(rewards),
         non_local=int((non_local & ~incomplete).sum()), unsettled=int((unsettled & ~non_local & ~incomplete).sum()),
         incomplete=int(incomplete.sum()), valid_seeds=n,
         value=float(j1[keep].mean()) if n else np.nan,
@@ -147,22 +180,6 @@ def screen(probe, settings):
         drift=float((j1 - j0)[keep].mean()) if n else np.nan,
         drift_se=float((j1 - j0)[keep].std(ddof=1) / np.sqrt(n)) if n > 1 else np.nan,
         valid=n >= settings.r_min)
-
-
-def slope_fit(kappa, gap, stderr):
-    """Weighted least squares gap = S kappa + b; returns S, b, se(S), chi^2 (weights 1 / stderr^2)."""
-    weights = 1.0 / stderr**2 if np.all(stderr > 0) else np.ones_like(gap)
-    design = np.column_stack([kappa, np.ones_like(kappa)])
-    normal = design.T @ (weights[:, None] * design)
-    (slope, intercept) = np.linalg.solve(normal, design.T @ (weights * gap))
-    chi2 = float(np.sum(weights * (gap - slope * kappa - intercept) ** 2))
-    return slope, intercept, float(np.sqrt(np.linalg.inv(normal)[0, 0])), chi2
-
-
-def _describe(plateaus):
-    """One-line seed accounting per population, for FAIL reasons."""
-    return "; ".join(f"N={p.population}: {p.valid_seeds}/{p.seeds} valid ({p.non_local} non-local, "
-                     f"{p.unsettled} unsettled, {p.incomplete} incomplete)" for p in plateaus)
 
 
 def _short_horizon(probes, settings):
@@ -176,55 +193,78 @@ def _short_horizon(probes, settings):
     return None
 
 
-def _verdict(plateaus, acceptance, slope, half, drift_slope, drift_se, p_value, settings):
-    """Algorithm 2's acceptance checks; returns "ok" or the reason for FAIL."""
-    if acceptance < settings.min_accept:
-        return f"acceptance rate {acceptance:.2f} < {settings.min_accept}: {_describe(plateaus)}"
-    if abs(drift_slope) > max(settings.max_drift * abs(slope), settings.drift_z * drift_se):
-        return (f"tails not settled: the gap slope still moves by {drift_slope / slope:.1%} per tail window "
-                f"(+- {drift_se / abs(slope):.1%}; allowed {settings.max_drift:.0%})")
-    if slope <= 0:
-        return f"plateau gap does not grow with kappa (slope {slope:.3g})"
-    if slope - half <= 0:
-        return (f"slope not resolved: S = {slope:.3g} +- {half:.3g} ({settings.level:.0%} interval) includes 0; "
-                f"more seeds, larger N or longer tails are needed")
-    if p_value < settings.min_p:
-        return f"plateau gap not linear in kappa (p = {p_value:.2g} < {settings.min_p})"
-    return "ok"
+def _kappa_source(probes, settings):
+    """Whether the fit uses measured kappa_eff; returns (measured, FAIL reason or None)."""
+    present = all(p.measured for p in probes)
+    if settings.kappa == "measured" and not present:
+        missing = sorted(p.population for p in probes if not p.measured)
+        return False, f"kappa=measured but N={missing} carry no member rewards to measure kappa_eff from"
+    return settings.kappa == "measured" or (settings.kappa == "auto" and present), None
+
+
+def _line(used, settings):
+    """Weighted fits of the gap and of the tail drift against kappa; returns the fit's fields or a FAIL reason."""
+    kappa = np.array([p.kappa for p in used])
+    counts = [p.valid_seeds for p in used]
+    labels = [p.population for p in used]
+    values = np.array([p.value for p in used])
+    drift = -np.array([p.drift for p in used])
+    stderr, pooled, reason = pool_stderr([p.stderr for p in used], counts, labels, values)
+    drift_stderr, _, drift_reason = pool_stderr([p.drift_se for p in used], counts, labels, values)
+    if reason or (drift_reason and np.any(drift != 0)):  # tails that never move have a known drift, 0
+        return reason or f"tail drift J0 - J1: {drift_reason}"
+    for p, se in zip(used, stderr):
+        p.stderr_pooled, p.stderr = p.population in pooled, float(se)
+    slope, intercept, _, chi2 = slope_fit(kappa, values[-1] - values, stderr)
+    drift_slope, _, drift_se, _ = (0.0, 0.0, 0.0, 0.0) if drift_reason else slope_fit(kappa, drift, drift_stderr)
+    half, chi2_null, chi2_draws = bootstrap(kappa, stderr, counts, slope, intercept, settings.level)
+    dof = len(used) - 2
+    p_value = float((1 + np.sum(chi2_draws >= chi2)) / (1 + chi2_draws.size)) if dof > 0 else 1.0
+    half *= np.sqrt(max(1.0, chi2 / chi2_null)) if dof > 0 else 1.0
+    return dict(slope=slope, intercept=intercept, half=half, chi2=chi2, dof=dof, p_value=p_value,
+                drift_slope=drift_slope, drift_slope_se=drift_se, pooled=pooled)
 
 
 def fit(probes, alpha, settings=Settings()):
     """Algorithm 2 at one alpha: screen seeds, plateau per N, slope of J_ref - J_inf(N) vs kappa, d_eff = 4 S / alpha.
 
-    Tail settling is tested on the slope too: the mean drift J0 - J1 per population is fitted against
-    kappa, and the fit FAILs when that slope exceeds max_drift * S and drift_z standard errors.
+    With measured noise, kappa is kappa_eff and alpha the mean measured alpha_eff (Eq. 14's form of
+    the ES step, SCHEMA.md). Tail settling is tested on the slope too: the mean drift J0 - J1 per
+    population is fitted against kappa, and the fit FAILs when that slope exceeds max_drift * S and
+    drift_z standard errors.
     """
-    short = _short_horizon(probes, settings)
-    if short:
-        return Result(False, short, alpha)
-    plateaus = sorted((screen(p, settings) for p in probes), key=lambda p: -p.kappa)
+    measured, reason = _kappa_source(probes, settings)
+    source = "measured" if measured else "nominal"
+    reason = reason or _short_horizon(probes, settings)
+    if reason:
+        return Result(False, reason, alpha, kappa_source=source)
+    plateaus = sorted((screen(p, settings, measured) for p in probes), key=lambda p: -p.kappa)
     valid = [p for p in plateaus if p.valid]
     acceptance = sum(p.valid_seeds for p in plateaus) / max(sum(p.seeds for p in plateaus), 1)
+    common = dict(kappa_source=source, acceptance=acceptance, plateaus=plateaus)
     if len(valid) < settings.min_populations:
         reason = (f"only {len(valid)} valid populations (need {settings.min_populations} with >= "
-                  f"{settings.r_min} valid seeds): {_describe(plateaus)}")
-        return Result(False, reason, alpha, acceptance=acceptance, plateaus=plateaus)
+                  f"{settings.r_min} valid seeds): {describe(plateaus)}")
+        return Result(False, reason, alpha, **common)
     used = valid[-settings.n_fit:] if settings.n_fit else valid  # smallest kappa = largest N
-    kappa = np.array([p.kappa for p in used])
-    values = np.array([p.value for p in used])
-    slope, intercept, se, chi2 = slope_fit(kappa, values[-1] - values, np.array([p.stderr for p in used]))
-    drift_slope, _, drift_se, _ = slope_fit(kappa, -np.array([p.drift for p in used]),
-                                            np.array([p.drift_se for p in used]))
-    dof = len(used) - 2
-    p_value = float(stats.chi2.sf(chi2, dof)) if dof > 0 else 1.0
-    se *= max(1.0, np.sqrt(chi2 / dof)) if dof > 0 else 1.0
-    half = stats.norm.ppf(0.5 + settings.level / 2) * se
-    reason = _verdict(plateaus, acceptance, slope, half, drift_slope, drift_se, p_value, settings)
-    return Result(reason == "ok", reason, alpha,
-                  d_eff=4.0 * slope / alpha, d_eff_ci=(4.0 * (slope - half) / alpha, 4.0 * (slope + half) / alpha),
-                  slope=float(slope), slope_se=float(se), intercept=float(intercept), drift_slope=float(drift_slope),
-                  drift_slope_se=drift_se, chi2=chi2, dof=dof, p_value=p_value, acceptance=acceptance,
-                  fitted=[p.population for p in used], plateaus=plateaus)
+    if measured and not np.all(np.isfinite([(p.kappa, p.alpha_eff) for p in used])):
+        reason = ("kappa_eff not measurable: a fitted population's members all had the same reward at every "
+                  "update of its tail (the shaped rewards are 0 and the step has no gain)")
+        return Result(False, reason, alpha, fitted=[p.population for p in used], **common)
+    step = float(np.mean([p.alpha_eff for p in used])) if measured else alpha
+    for p in used if measured else ():  # refer each kappa_eff to the common step: gap = kappa_eff alpha_eff d_eff / 4
+        p.kappa *= p.alpha_eff / step
+    line = _line(used, settings)
+    if isinstance(line, str):
+        return Result(False, line, alpha, fitted=[p.population for p in used], **common)
+    slope, half = line.pop("slope"), line.pop("half")
+    reason = verdict(plateaus, used, acceptance, slope, half, line["drift_slope"], line["drift_slope_se"],
+                      line["p_value"], settings)
+    return Result(reason == "ok", reason, alpha, alpha_eff=step if measured else np.nan,
+                  d_eff=4.0 * slope / step, d_eff_ci=(4.0 * (slope - half) / step, 4.0 * (slope + half) / step),
+                  slope=slope, slope_se=half / stats.norm.ppf(0.5 + settings.level / 2),
+                  fitted=[p.population for p in used],
+                  **line, **common)
 
 
 def scan(probes_by_alpha, settings=Settings()):
@@ -239,14 +279,4 @@ def scan(probes_by_alpha, settings=Settings()):
     return failed
 
 
-def read_hdf5(path, group="clss"):
-    """Load probes from an HDF5 file laid out as in SCHEMA.md; returns {alpha: [Probe, ...]}."""
-    probes = {}
-    with open_file(path) as f:
-        for node in f[group].values():
-            if not isinstance(node, h5py.Group):
-                continue
-            distance = node["distance"][()] if "distance" in node else None
-            probe = Probe(int(node.attrs["population"]), float(node.attrs["sigma"]), node["rewards"][()], distance)
-            probes.setdefault(float(node.attrs["alpha"]), []).append(probe)
-    return probes
+from .store import read_hdf5  # noqa: E402  (store builds Probe objects)

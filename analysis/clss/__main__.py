@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from . import Settings, read_hdf5, scan
+from . import KAPPA_SOURCES, Settings, read_hdf5, scan
 
 
 def parser():
@@ -34,6 +34,9 @@ def parser():
     p.add_argument("--drift-z", type=float, default=defaults.drift_z,
                    help="tail drift counts only beyond this many standard errors")
     p.add_argument("--min-p", type=float, default=defaults.min_p, help="smallest linearity p-value accepted")
+    p.add_argument("--kappa", choices=KAPPA_SOURCES, default=defaults.kappa,
+                   help="noise axis: measured kappa_eff from member rewards, nominal sigma^2/N, or auto (measured "
+                        "when every probe set stores member rewards)")
     p.add_argument("--json", action="store_true", help="print the full JSON result")
     return p
 
@@ -50,14 +53,15 @@ def main(argv=None):
     try:
         settings = Settings(window=args.window, tau_loc=args.tau_loc, tau_stat=args.tau_stat, r_min=args.r_min,
                             n_fit=args.n_fit, min_populations=args.min_populations, min_accept=args.min_accept,
-                            max_drift=args.max_drift, drift_z=args.drift_z, min_p=args.min_p)
+                            max_drift=args.max_drift, drift_z=args.drift_z, min_p=args.min_p,
+                            kappa=args.kappa)
     except ValueError as error:
         return _error(str(error))
     if not Path(args.file).is_file():
         return _error(f"{args.file}: no such file")
     try:
         probes = read_hdf5(args.file, args.group)
-    except (OSError, KeyError) as error:  # not HDF5, no such group or attribute
+    except (OSError, KeyError, ValueError) as error:  # not HDF5, no such group or attribute, unknown shaping
         return _error(f"{args.file}: {str(error).strip(chr(39) + chr(34))}")
     if not probes:
         return _error(f"{args.file}: no probe sets in group {args.group}/")
@@ -65,7 +69,8 @@ def main(argv=None):
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
-        print(f"CLSS {'ok' if result.ok else 'FAIL'} (alpha={result.alpha:g}): {result.reason}")
+        print(f"CLSS {'ok' if result.ok else 'FAIL'} (alpha={result.alpha:g}, kappa {result.kappa_source}): "
+              f"{result.reason}")
         if result.slope == result.slope:  # a slope was fitted (not NaN)
             lo, hi = result.d_eff_ci
             print(f"d_eff = {result.d_eff:.4g} [{lo:.4g}, {hi:.4g}], slope S = {result.slope:.4g}")

@@ -7,7 +7,11 @@
       four panels against a label per file: the root attribute `model`'s last path component, else the file stem,
       plus the operator kind when stored;
       files sharing a label, e.g. seeds of one model, are pooled as mean +- std) and DIR/summaries.json (with the
-      exact spectrum's summaries, and its density drawn dashed, for files of the Stein operator).
+      exact spectrum's summaries, and its density drawn dashed, for files of the Stein operator; with the Stein
+      null band, the spectra of dR permuted among candidates, when the file stores one).
+      Every spectrum is reported for the reward objective (negative definite at a maximum): files whose
+      `slq/@objective` (or, without it, `slq/@kind` = hvp) says cross_entropy are negated; files that say
+      neither are reported as stored, and their axis says so.
 """
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ import numpy as np
 
 from analysis.hdf5 import open_file
 from analysis.slq import PROBE_DISTS, SLQResult, density, slq, summaries
-from analysis.slq.store import read_exact, read_slq
+from analysis.slq.store import as_reward, objective, read_exact, read_null, read_slq
 
 FIGURE17 = (  # (summary key, panel title, transform of the mean): the panels of Figure 17 (a)-(d)
     ("lambda_min", r"(a) $|\lambda_{\min}|$", abs),
@@ -29,6 +33,7 @@ FIGURE17 = (  # (summary key, panel title, transform of the mean): the panels of
     ("participation_ratio", "(c) participation ratio", float),
     ("effective_rank", "(d) effective rank", float),
 )
+NULL_LEVEL = 0.95  # central fraction of the permutations shown as the Stein null band
 GRID_POINTS = 2000
 DEFAULT_RELATIVE_WIDTH = 0.01  # default Gaussian broadening: 1% of the Ritz-value range
 
@@ -78,21 +83,40 @@ def _pyplot():
     return plt
 
 
-def plot_density(grid, rho, title: str, path: Path, exact=None) -> None:
+def axis_label(obj: str | None) -> str:
+    """The eigenvalue axis: the reward Hessian's, or the stored operator's when the file names no objective."""
+    return r"eigenvalue $\lambda$ of the reward Hessian" if obj else r"eigenvalue $\lambda$ (objective not stored)"
+
+
+def plot_density(grid, rho, title: str, path: Path, exact=None, null=None, xlabel: str = axis_label("reward")) -> None:
     """One spectral density on a log axis (outliers sit orders of magnitude below the bulk); `exact`, a density of
-    the exact spectrum on the same grid, is drawn dashed beside it."""
+    the exact spectrum on the same grid, is drawn dashed beside it, and `null` (densities of the permuted-dR
+    spectra, one row each) as the band between their pointwise NULL_LEVEL quantiles."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.5))
     ax.semilogy(grid, rho, label="SLQ")
     if exact is not None:
         ax.semilogy(grid, exact, ls="--", label="exact")
+    if null is not None:
+        lo, hi = np.quantile(null, [(1 - NULL_LEVEL) / 2, (1 + NULL_LEVEL) / 2], axis=0)
+        ax.fill_between(grid, np.maximum(lo, rho.max() * 1e-7), hi, color="gray", alpha=0.35,
+                        label="null (dR permuted)")
+    if exact is not None or null is not None:
         ax.legend()
     ax.set_ylim(rho.max() * 1e-6, rho.max() * 2)
     ax.axvline(0.0, color="gray", lw=0.8, ls="--")
-    ax.set(xlabel=r"eigenvalue $\lambda$", ylabel="density", title=title)
+    ax.set(xlabel=xlabel, ylabel="density", title=title)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def null_band(null: list) -> dict[str, dict]:
+    """Per summary: mean and central NULL_LEVEL interval of the exact summaries over the permutations."""
+    rows = [summaries(*measure) for measure in null]
+    tail = (1 - NULL_LEVEL) / 2
+    return {k: {"mean": float(np.mean(v)), "lo": float(np.quantile(v, tail)), "hi": float(np.quantile(v, 1 - tail))}
+            for k, v in ((k, [r[k] for r in rows]) for k in rows[0])}
 
 
 def pooled(records: list[dict]) -> dict[str, dict]:
@@ -106,43 +130,69 @@ def pooled(records: list[dict]) -> dict[str, dict]:
     return out
 
 
-def plot_summaries(stats: dict[str, dict], path: Path) -> None:
-    """Figure 17: the four summaries against the labels of `pooled` stats, mean +- std over files per label."""
+def plot_summaries(stats: dict[str, dict], path: Path, nulls: dict[str, dict] | None = None) -> None:
+    """Figure 17: the four summaries against the labels of `pooled` stats, mean +- std over files per label, and
+    beside them (grey) the Stein null band of a label's first file that stores one."""
     plt = _pyplot()
     fig, axes = plt.subplots(2, 2, figsize=(8, 6))
     labels = list(stats)
     for ax, (key, title, transform) in zip(axes.flat, FIGURE17):
         ax.errorbar(range(len(labels)), [transform(stats[lab][key]["mean"]) for lab in labels],
                     yerr=[stats[lab][key]["std"] for lab in labels], marker="o", capsize=3)
+        for x, lab in enumerate(labels):
+            band = (nulls or {}).get(lab)
+            if band:
+                ends = sorted(transform(band[key][end]) for end in ("lo", "hi"))
+                ax.plot([x + 0.15] * 2, ends, color="gray", lw=4, alpha=0.6, solid_capstyle="butt")
         ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
         ax.set_title(title)
+    fig.suptitle("spectra of the reward objective (grey: Stein null, dR permuted)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
+def _negate(measure):
+    """The measure of -A from that of A."""
+    return None if measure is None else (-measure[0], measure[1])
+
+
+def read_file(path: Path) -> tuple:
+    """Label, SLQ result, exact and null measures, all in the reward's sign, and the stored objective."""
+    with open_file(path) as f:
+        try:
+            label, result, obj = file_label(f, path), read_slq(f), objective(f)
+            exact, null = read_exact(f), read_null(f)
+        except ValueError as exc:  # no probe stored yet (a running job's file), or an unknown objective
+            raise SystemExit(f"error: {exc}") from None
+    if obj == "cross_entropy":
+        result, exact, null = as_reward(result), _negate(exact), null and [_negate(m) for m in null]
+    return label, result, exact, null, obj
+
+
 def run_files(args) -> None:
     """Densities, Figure 17 panels and a JSON of the numbers for the stored `slq/` groups of args.files."""
     args.out.mkdir(parents=True, exist_ok=True)
-    records = []
+    records, nulls = [], {}
     for i, path in enumerate(args.files):
-        with open_file(path) as f:
-            try:
-                label, result, exact = file_label(f, path), read_slq(f), read_exact(f)
-            except ValueError as exc:  # no probe stored yet: the file of a running job
-                raise SystemExit(f"error: {exc}") from None
+        label, result, exact, null, obj = read_file(path)
         grid, rho, width = density_curve(result, args.width)
         png = f"density_{i}_{path.stem}.png"
         plot_density(grid, rho, f"{label} (width {width:.3g})", args.out / png,
-                     None if exact is None else density(*exact, grid, width))
+                     None if exact is None else density(*exact, grid, width),
+                     None if null is None else np.array([density(*m, grid, width) for m in null]), axis_label(obj))
         records.append({"file": str(path), "label": label, "n": result.n, "probes": len(result.alpha),
                         "steps": max(len(a) for a in result.alpha), "probe_dist": result.probe_dist,
                         "operator": result.operator, "seed": result.seed, "width": width, "density_png": png,
-                        "summaries": result.summaries()})
+                        "objective_stored": obj, "reported_as": "reward" if obj else "as stored (objective unknown)",
+                        "sign_flipped": obj == "cross_entropy", "summaries": result.summaries()})
         if exact is not None:  # a Stein run: the exact spectrum of the same operator, for comparison
             records[-1]["exact_summaries"] = summaries(*exact)
+        if null is not None:
+            records[-1]["null_summaries"] = null_band(null)
+            nulls.setdefault(label, records[-1]["null_summaries"])
     stats = pooled(records)
-    plot_summaries(stats, args.out / "summaries.png")
+    plot_summaries(stats, args.out / "summaries.png", nulls)
     report = {"files": records, "labels": stats}
     (args.out / "summaries.json").write_text(json.dumps(_json_safe(report), indent=2))
 

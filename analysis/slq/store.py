@@ -1,6 +1,8 @@
 """HDF5 reader/writer for the `slq/` group (schema in analysis/slq/SCHEMA.md); the online job writes the same layout."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import h5py
 import numpy as np
 
@@ -56,3 +58,34 @@ def read_exact(parent: h5py.Group, name: str = "slq") -> tuple[np.ndarray, np.nd
     g = parent[f"{name}/stein"]
     eig, n = g["eigenvalues"][()], int(parent[name].attrs["n"])
     return np.append(eig, float(g.attrs["shift"])), np.append(np.ones(eig.size), n - eig.size)
+
+
+OBJECTIVES = ("reward", "cross_entropy")
+KIND_OBJECTIVE = {"hvp": "cross_entropy", "stein": "reward"}  # files written before `objective` existed
+
+
+def objective(parent: h5py.Group, name: str = "slq") -> str | None:
+    """Whose Hessian the stored spectrum is: `slq/@objective`, else implied by `slq/@kind`, else None (unknown)."""
+    attrs = parent[name].attrs
+    if "objective" in attrs:
+        value = str(attrs["objective"])
+        if value not in OBJECTIVES:
+            raise ValueError(f"{parent.file.filename}: slq/@objective must be one of {OBJECTIVES}, got {value!r}")
+        return value
+    return KIND_OBJECTIVE.get(str(attrs["kind"])) if "kind" in attrs else None
+
+
+def as_reward(result: SLQResult) -> SLQResult:
+    """The spectrum of -A: tridiagonals T_j -> -T_j (nodes negate, weights keep; they depend on beta^2 only)."""
+    return replace(result, alpha=tuple(-a for a in result.alpha), operator=f"-({result.operator})")
+
+
+def read_null(parent: h5py.Group, name: str = "slq") -> list[tuple[np.ndarray, np.ndarray]] | None:
+    """The Stein null (`slq/stein/null_eigenvalues`, (P, M)): per permutation of dR, its exact spectrum as the
+    measure of `summaries` (M eigenvalues plus the shift with weight n - M, as `read_exact`); None without it."""
+    if f"{name}/stein/null_eigenvalues" not in parent:
+        return None
+    g = parent[f"{name}/stein"]
+    null, n, shift = g["null_eigenvalues"][()], int(parent[name].attrs["n"]), float(g.attrs["shift"])
+    weights = np.append(np.ones(null.shape[1]), n - null.shape[1])
+    return [(np.append(row, shift), weights) for row in null]

@@ -5,6 +5,7 @@
 - ``simulate``: one noisy-ascent core (Eq. 11) with two gradient estimators: Gaussian noise
   (Eq. 14) and Algorithm 1 (Eq. 1).
 - ``double_well``: Eq. 38 on the quartic well, hysteresis hop counting, Eyring-Kramers (Eqs. 40-50).
-- ``spectroscopy``: CLSS on Eq. 14 probes of a two-block spectrum against Eq. 27.
-- ``figures``: Figures 3, 7, 8, 9.  Commands: ``python -m analysis.toy {clss,figures} --help``.
+- ``spectroscopy``: CLSS on Eq. 14 or Algorithm 1 probes of a two-block spectrum against Eq. 27.
+- ``moments``: the antithetic curvature-moment estimator on a two-block quadratic against exact values.
+- ``figures``: Figures 3, 7, 8, 9.  Commands: ``python -m analysis.toy {clss,moments,figures} --help``.
 """

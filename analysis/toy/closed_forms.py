@@ -117,3 +117,11 @@ def es_second_moments(lam, alpha, sigma, population, t, theta0):
         out[step] = m
         m = a2 * m + alpha**2 / population * (lam**2 @ m + lam**2 * m + floor)
     return out[np.asarray(t)]
+
+
+def es_gain(lam, alpha, sigma, shaping, update_form):
+    """alpha_eff of Algorithm 1 at theta* (SCHEMA.md of analysis.clss): a_u sigma E[u'], with the member
+    rewards' spread sigma^2 sqrt(tr C^2 / 2) at the maximum of Eq. 13."""
+    spread = sigma**2 * np.sqrt(0.5 * np.sum(np.asarray(lam, dtype=float) ** 2))
+    slope = {"raw": 1.0, "zscore": 1.0 / spread, "centered_rank": 1.0 / (2.0 * np.sqrt(np.pi) * spread)}[shaping]
+    return (alpha / sigma if update_form == "eq1" else alpha) * sigma * slope

@@ -2,10 +2,13 @@
 
 One core, :func:`trajectory`, iterates the constant-step noisy ascent theta <- theta + alpha g_hat
 (Eq. 11); the models differ only in the gradient estimator g_hat: :func:`noisy_gradient` (isotropic
-Gaussian noise, Eqs. 14 and 38) or :func:`es_gradient` (Algorithm 1, Eq. 1).
+Gaussian noise, Eqs. 14 and 38) or :func:`es_gradient` (Algorithm 1, Eq. 1). :func:`es_clss_runs`
+runs Algorithm 1 with the clss job's shaping, update form and baseline, recording member rewards.
 """
 
 import numpy as np
+
+from analysis.clss.kappa import shape, update_scale
 
 
 def trajectory(theta0, estimator, alpha, steps, rng):
@@ -84,3 +87,29 @@ def es_runs(lam, alpha, sigma, populations, seeds, steps, rng, theta0=0.0, basel
                               alpha, steps, rng), reward, distance)
             for n in populations]
     return tuple(np.stack(series) for series in zip(*runs))
+
+
+def es_clss_runs(lam, alpha, sigma, population, seeds, steps, rng, shaping="zscore", update_form="eq1",
+                 baseline=True):
+    """Algorithm 1 as the clss job runs it, on J of Eq. 13 from theta* = 0, ``seeds`` rows.
+
+    Each step draws N Gaussian perturbations, subtracts J(theta_t) when ``baseline``, shapes the
+    rewards (zscore, centered_rank, raw) and steps theta += a_u (1/N) sum_k u_k eps_k, a_u = alpha / sigma
+    ("eq1", Eq. 1) or alpha ("qiu"). Returns rewards and distances (R, T + 1), member rewards (R, T, N)
+    and the subtracted baseline (R, T), column t being step t's update.
+    """
+    lam = np.asarray(lam, dtype=float)
+    reward, a_u = quadratic_reward(lam), update_scale(alpha, sigma, update_form)
+    theta = np.zeros((seeds, lam.size))
+    rewards, dist = np.empty((seeds, steps + 1)), np.empty((seeds, steps + 1))
+    members, base = np.empty((seeds, steps, population)), np.empty((seeds, steps))
+    for t in range(steps + 1):
+        rewards[:, t], dist[:, t] = reward(theta), distance(theta)
+        if t == steps:
+            break
+        eps = rng.standard_normal((seeds, population, lam.size))
+        members[:, t] = reward(theta[:, None, :] + sigma * eps)
+        base[:, t] = rewards[:, t] if baseline else 0.0
+        u = shape(members[:, t] - base[:, t, None], shaping)
+        theta = theta + a_u * np.einsum("rk,rkd->rd", u, eps) / population
+    return rewards, dist, members, base
