@@ -134,6 +134,7 @@ class ProbeConfig:
     base_seed: int = option(1234, "candidate seeds: independent streams of this base seed per (sigma, batch) (G.4)",
                             ge=0)
     drift_every: int = option(24, "re-measure the unperturbed reward every K candidates per rank (0: never)", ge=0)
+    antithetic: bool = option(False, "also evaluate every candidate at theta - sigma u (curvature moments)")
     file: str = option("probe.h5", "HDF5 file in the output directory (layout: analysis/best_of_n/SCHEMA.md)")
 
 
@@ -149,6 +150,7 @@ class SLQConfig:
     pool_seed: int = option(0, "deterministic shuffle that picks the prompt pool", ge=0)
     split: Split = option("train", "split the prompt pool is drawn from")
     candidates: int = option(64, "M perturbations of the Stein estimator (sigma: es.sigma, seeds: slq.seed)", gt=0)
+    null_permutations: int = option(64, "stein: permutations of dR among candidates for the null spectra", ge=0)
     dtype: Literal["float64", "float32"] = option(
         "float64", "precision of the matvecs (hvp: the model is cast to it; Lanczos is always float64)")
     file: str = option("slq.h5", "HDF5 file in the output directory (layout: analysis/slq/SCHEMA.md)")

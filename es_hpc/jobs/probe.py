@@ -9,6 +9,9 @@ rank; only the chunk's rewards (all-reduce) and bits (reduce to rank 0) cross th
 `probe.drift_every` chunks each rank re-measures its unperturbed reward (restore fidelity). Rank 0 writes the
 file (layout: analysis/best_of_n/SCHEMA.md), flushed after each chunk; rerunning the same command resumes,
 skipping candidates already stored. `python -m analysis.best_of_n FILE` turns it into best-of-N curves.
+With probe.antithetic every candidate is also evaluated at theta - sigma u (sign -1, the same seed), stored in
+the `*_minus` datasets; s = dR+ + dR- and a = dR+ - dR- give the reward's curvature moments (tr H, tr H^2, |g|^2:
+`python -m analysis.curvature_moments FILE`).
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ import numpy as np
 from analysis.hdf5 import open_file
 
 from .. import tasks
-from ..config import Config, ConfigError
+from ..config import Config, ConfigError, from_json
 from ..eval.members import evaluate_over_ranks
 from ..runtime.job import open_job, split_rows
 from ..runtime.provenance import provenance
@@ -60,7 +63,7 @@ def check_existing(path: Path, cfg: Config) -> bool:
         return False
     try:
         with open_file(path) as f:
-            stored = json.loads(f.attrs["config"])
+            stored = json.loads(from_json(f.attrs["config"]).to_json())  # fields added since: their defaults
             complete = "probe/baseline/reward" in f
     except (OSError, KeyError, ValueError):
         raise ConfigError(f"--out: {path} exists but is not a readable probe file; "
@@ -172,26 +175,39 @@ def _block(cfg: Config, job, sink, drift: Drift, i: int, s: int, pool: list[dict
     for c in range(0, len(pending), W):
         t0 = time.perf_counter()
         ks = pending[c:c + W]
-        rewards, tokens, _, bits = evaluate_over_ranks(job, seeds[ks], np.ones(len(ks)), sigma, batch, pool,
-                                                       PhaseTimer(), tokens_by_rank=True)
+        sides = {suffix: _side(job, seeds[ks], sign, sigma, batch, pool, drift.r0, suffix)
+                 for suffix, sign in ((("_minus", -1.0),) if p.antithetic else ()) + (("", 1.0),)}
         d = drift.after_chunk(p.drift_every, i, s, int(ks[-1]) + 1)
         worst = max(worst, d or 0.0)
-        # reward last: a candidate counts as stored once its reward is there
-        sink.write(name, ks, delta=rewards - drift.r0, bits=bits, tokens=tokens[:len(ks)], reward=rewards)
+        # both sides, the plus side's reward last: a candidate counts as stored once its reward is there
+        sink.write(name, ks, **{key: v for side in sides.values() for key, v in side.items()})
         sink.say(f"cand  sigma={sigma:g} batch={s} k={ks[0]}-{ks[-1]}  dR "
-                 + " ".join(f"{x:+.4f}" for x in rewards - drift.r0)
+                 + "  ".join(" ".join(f"{x:+.4f}" for x in side[f"delta{suffix}"]) for suffix, side in
+                             reversed(sides.items()))
                  + (f"  drift {d:.2g}" if d is not None else "") + f"  {time.perf_counter() - t0:.2f}s")
     return len(pending), M - len(pending), worst
 
 
+def _side(job, seeds: np.ndarray, sign: float, sigma: float, batch, pool: list[dict], r0: float, suffix: str) -> dict:
+    """One chunk of candidates at theta + sign sigma u(seed), one per rank: the block's columns of that side
+    (delta, bits, tokens, reward, each name + suffix), in the order they are written, reward last."""
+    rewards, tokens, _, bits = evaluate_over_ranks(job, seeds, np.full(len(seeds), sign), sigma, batch, pool,
+                                                   PhaseTimer(), tokens_by_rank=True)
+    return {f"delta{suffix}": rewards - r0, f"bits{suffix}": bits, f"tokens{suffix}": tokens[:len(seeds)],
+            f"reward{suffix}": rewards}
+
+
 def _per_sigma(f: h5py.File, p) -> list[dict]:
-    """Mean dR, p(dR > 0) and max dR of the stored candidates at each sigma."""
+    """Mean dR, p(dR > 0) and max dR of the stored candidates at each sigma (antithetic: and the twins' mean dR-)."""
     out = []
     for i, sigma in enumerate(p.sigmas):
         d = np.concatenate([f[f"{block_name(i, s)}/delta"][()] for s in range(p.batches)])
         d = d[~np.isnan(d)]
         out.append({"sigma": sigma, "mean_delta": float(d.mean()), "p_improve": float(np.mean(d > 0)),
                     "max_delta": float(d.max())})
+        if p.antithetic:  # with mean_delta: mean s = mean dR+ + mean dR- = sigma^2 tr H to leading order
+            pair = np.concatenate([f[f"{block_name(i, s)}/delta_minus"][()] for s in range(p.batches)])
+            out[-1]["mean_delta_minus"] = float(np.nanmean(pair))
     return out
 
 
@@ -201,7 +217,8 @@ def _create_layout(f: h5py.File, p, pool_ids: np.ndarray, base: np.ndarray) -> N
     g = f.create_group("probe")
     sigmas = list(p.sigmas)
     g.attrs.update(sigmas=np.array(sigmas), batches=p.batches, candidates=M, pool_size=p.pool_size,
-                   pool_seed=p.pool_seed, split=p.split, base_seed=p.base_seed, drift_every=p.drift_every)
+                   pool_seed=p.pool_seed, split=p.split, base_seed=p.base_seed, drift_every=p.drift_every,
+                   antithetic=p.antithetic)
     g.create_dataset("pool_ids", data=pool_ids)
     g.create_dataset("baseline/reward", data=np.float64(base.mean()))
     g.create_dataset("baseline/bits", data=np.packbits(base >= 0.5))
@@ -210,7 +227,8 @@ def _create_layout(f: h5py.File, p, pool_ids: np.ndarray, base: np.ndarray) -> N
             b = f.create_group(block_name(i, s))
             b.attrs.update(sigma=sigma, sigma_index=i, batch=s)
             b.create_dataset("seeds", data=candidate_seeds(p.base_seed, i, s, M))
-            b.create_dataset("reward", data=np.full(M, np.nan))
-            b.create_dataset("delta", data=np.full(M, np.nan))
-            b.create_dataset("bits", data=np.zeros((M, nbytes), dtype=np.uint8))
-            b.create_dataset("tokens", data=np.full(M, -1, dtype=np.int64))
+            for suffix in ("", "_minus") if p.antithetic else ("",):
+                b.create_dataset(f"reward{suffix}", data=np.full(M, np.nan))
+                b.create_dataset(f"delta{suffix}", data=np.full(M, np.nan))
+                b.create_dataset(f"bits{suffix}", data=np.zeros((M, nbytes), dtype=np.uint8))
+                b.create_dataset(f"tokens{suffix}", data=np.full(M, -1, dtype=np.int64))

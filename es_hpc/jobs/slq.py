@@ -7,10 +7,14 @@ it has them), on a fixed prompt pool (`tasks.fixed_pool`, slq.prompts rows of sl
   stein - the perturbation estimator of the Hessian of J_sigma (Appendix G.10, es_hpc.landscape.curvature.SteinHessian),
           J = mean reward on the pool: J(theta) and the M = slq.candidates values J(theta + sigma eps_i) are measured
           once (candidates dealt over ranks, M scalars all-reduced); its exact spectrum from the M x M Gram matrix
-          is stored beside the SLQ run and compared with it in the summary.
+          is stored beside the SLQ run and compared with it in the summary, and with slq.null_permutations > 0 the
+          Stein null: the same formula with dR permuted among the candidates (at M << D the Gram matrix is close to
+          D I, so the spectrum mostly reflects D and the dR histogram; the null band shows how much).
 Probe j (Rademacher, `analysis.slq.draw_probe(D, slq.seed, j)`) runs slq.steps Lanczos steps with full
 reorthogonalisation (`analysis.slq.lanczos`, float64); probes are dealt over ranks and their tridiagonal
 coefficients all-reduced to rank 0, which writes analysis/slq/SCHEMA.md's layout. Analysis: python -m analysis.slq.
+The file records whose Hessian it holds (`slq/@objective`: the hvp operator's is the cross-entropy's, the opposite
+sign of the reward's); the printed summary, like python -m analysis.slq, is that of the reward objective.
 """
 from __future__ import annotations
 
@@ -21,7 +25,8 @@ import numpy as np
 import torch
 
 from analysis.slq import SLQResult, draw_probe, lanczos, summaries
-from analysis.slq.store import padded_coefficients, read_exact
+from analysis.slq.__main__ import null_band
+from analysis.slq.store import as_reward, objective, padded_coefficients, read_exact, read_null
 
 from .. import tasks
 from ..config import Config, ConfigError
@@ -36,6 +41,7 @@ from ..runtime.timing import PhaseTimer
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 OPERATOR_TEXT = {"hvp": "hessian of mean answer-token cross-entropy (autograd hvp)",
                  "stein": "hessian of J_sigma (perturbation estimator, Appendix G.10)"}
+OBJECTIVE = {"hvp": "cross_entropy", "stein": "reward"}  # whose Hessian each operator is (slq/@objective)
 
 
 def run(cfg: Config, checkpoint_dir: Path, out_dir: Path) -> dict | None:
@@ -120,10 +126,19 @@ def _stein(cfg: Config, job, pool: list[dict], sink, t_start: float) -> tuple[Fl
 
     stein = SteinHessian(noise, len(shapes), deltas, sigma, dtype)
     sink.say(f"stein: {int(np.count_nonzero(deltas))}/{M} candidates change the reward; shift {stein.shift:.4g}")
-    group = (dict(sigma=sigma, reward0=reward0, candidates=M, shift=stein.shift),
-             {"seeds": seeds, "signs": signs, "rewards": rewards,
-              "eigenvalues": stein.exact_spectrum()[0].numpy() if sink.active else None})  # rank 0 writes
-    return FlatOperator(stein.matvec, shapes, perturbed.masters[0].device, dtype), group
+    attrs = dict(sigma=sigma, reward0=reward0, candidates=M, shift=stein.shift)
+    data = {"seeds": seeds, "signs": signs, "rewards": rewards}
+    if sink.active:  # rank 0 writes: the exact spectrum and the null's
+        data["eigenvalues"] = stein.exact_spectrum()[0].numpy()
+        if c.null_permutations:
+            attrs["null_seed"] = np.int64(c.seed)
+            data["null_eigenvalues"] = stein.null_spectra(null_permutations(c.seed, c.null_permutations, M)).numpy()
+    return FlatOperator(stein.matvec, shapes, perturbed.masters[0].device, dtype), (attrs, data)
+
+
+def null_permutations(seed: int, count: int, m: int) -> list[np.ndarray]:
+    """The Stein null's permutations of the M candidates: number p from SeedSequence([seed, p]) (SCHEMA.md)."""
+    return [np.random.default_rng(np.random.SeedSequence([seed, p])).permutation(m) for p in range(count)]
 
 
 def _probes(c, comm, sink, flat: FlatOperator, n: int, m: int) -> tuple[SLQResult, np.ndarray]:
@@ -151,22 +166,30 @@ def _probes(c, comm, sink, flat: FlatOperator, n: int, m: int) -> tuple[SLQResul
 
 
 def _store(sink, c, result: SLQResult, wall: np.ndarray) -> dict:
-    """Rank 0: the coefficients into slq/, and the summary (the Stein operator's compared with its exact
-    spectrum)."""
+    """Rank 0: the coefficients into slq/, and the summary in the reward objective's sign, as python -m analysis.slq
+    reports the file (the Stein operator's compared with its exact spectrum, beside its null band)."""
     f = sink.file
     g = f["slq"]
     for key, data in zip(("alpha", "beta"), padded_coefficients(result)):
         g[key].resize(data.shape[1], axis=1)
         g[key][...] = data
     g["probe_norm2"][...], g["wall"][...] = result.probe_norm2, wall
-    summary = {"operator": c.operator, "n": result.n, "probes": c.probes, "summaries": result.summaries()}
+    stored = objective(f)
+    reported = as_reward(result) if stored == "cross_entropy" else result
+    summary = {"operator": c.operator, "n": result.n, "probes": c.probes, "objective_stored": stored,
+               "sign_flipped": reported is not result, "summaries": reported.summaries()}
     if c.operator == "stein":
-        exact = summaries(*read_exact(f))
+        exact, null = summaries(*read_exact(f)), read_null(f)
         summary["stein"] = {"reward0": float(f["slq/stein"].attrs["reward0"]), "exact": exact,
                             "relative_error": {key: abs(summary["summaries"][key] - v) / abs(v) if v else None
-                                               for key, v in exact.items()}}
+                                               for key, v in exact.items()},
+                            "null_summaries": null_band(null) if null else None}
         sink.say("stein exact vs SLQ: " + "  ".join(f"{key} {v:.4g}/{summary['summaries'][key]:.4g}"
                                                     for key, v in exact.items()))
+        if null:
+            band = summary["stein"]["null_summaries"]
+            sink.say(f"stein null ({len(null)} permutations of dR), 95% band: " + "  ".join(
+                f"{key} [{band[key]['lo']:.4g}, {band[key]['hi']:.4g}]" for key in exact))
     f.flush()
     return summary
 
@@ -177,8 +200,8 @@ def _create_layout(f, c, n: int, m: int, pool_ids: np.ndarray, stein_group) -> N
     S = c.probes
     g = f.create_group("slq")
     g.attrs.update(n=np.int64(n), probe_dist="rademacher", operator=OPERATOR_TEXT[c.operator], seed=np.int64(c.seed),
-                   kind=c.operator, steps=c.steps, prompts=c.prompts, pool_seed=c.pool_seed, split=c.split,
-                   dtype=c.dtype)
+                   kind=c.operator, objective=OBJECTIVE[c.operator], steps=c.steps, prompts=c.prompts,
+                   pool_seed=c.pool_seed, split=c.split, dtype=c.dtype)
     for key in ("alpha", "beta"):
         g.create_dataset(key, shape=(S, 0), maxshape=(S, None), chunks=(S, m), dtype=np.float64)
     for key in ("probe_norm2", "wall"):

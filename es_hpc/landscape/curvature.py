@@ -99,6 +99,7 @@ class SteinHessian:
         self.deltas = torch.as_tensor(deltas, dtype=torch.float64)
         self.scale = 1.0 / (len(self.deltas) * sigma**2)
         self.shift = -float(self.deltas.sum()) * self.scale  # the "- v" terms: H = E diag(d) E^T / (M sigma^2) + shift I
+        self._gram_root: torch.Tensor | None = None
 
     def _eps(self, i: int, t: int, like: torch.Tensor) -> torch.Tensor:
         return self.noise(i, t).to(like.device, self.dtype)
@@ -123,6 +124,19 @@ class SteinHessian:
             g += (e @ e.T).cpu()
         return g
 
+    def _root(self) -> torch.Tensor:
+        """G^1/2 (symmetric, negative rounding eigenvalues clipped), computed once: every spectrum below shares it."""
+        if self._gram_root is None:
+            lam, q = torch.linalg.eigh(self.gram())
+            self._gram_root = (q * lam.clamp(min=0).sqrt()) @ q.T
+        return self._gram_root
+
+    def _spectrum(self, deltas: torch.Tensor) -> torch.Tensor:
+        """Ascending eigenvalues of G^1/2 diag(deltas) G^1/2 / (M sigma^2) + shift."""
+        root = self._root()
+        inner = root @ torch.diag(deltas) @ root
+        return torch.linalg.eigvalsh((inner + inner.T) / 2) * self.scale + self.shift
+
     def exact_spectrum(self) -> tuple[torch.Tensor, float]:
         """The M eigenvalues of H that the eps_i span (ascending) and the shift, H's eigenvalue on their complement.
 
@@ -130,10 +144,14 @@ class SteinHessian:
         G^1/2 diag(d) G^1/2; H's full spectrum is these times 1/(M sigma^2) plus the shift, and the shift with
         multiplicity D - M.
         """
-        lam, q = torch.linalg.eigh(self.gram())
-        root = (q * lam.clamp(min=0).sqrt()) @ q.T
-        inner = root @ torch.diag(self.deltas) @ root
-        return torch.linalg.eigvalsh((inner + inner.T) / 2) * self.scale + self.shift, self.shift
+        return self._spectrum(self.deltas), self.shift
+
+    def null_spectra(self, perms) -> torch.Tensor:
+        """(P, M): row p is the spectrum of exact_spectrum with d permuted among the candidates by perms[p] (the
+        Stein null: the same eps_i and Gram matrix, dR assigned to other directions). The shift, -sum d/(M sigma^2),
+        is permutation invariant, so it is shared with the real spectrum."""
+        rows = [self._spectrum(self.deltas[torch.as_tensor(np.asarray(p), dtype=torch.long)]) for p in perms]
+        return torch.stack(rows) if rows else torch.zeros((0, len(self.deltas)), dtype=torch.float64)
 
 
 class FlatOperator:

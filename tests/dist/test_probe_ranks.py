@@ -1,4 +1,5 @@
-"""The reward probe on 1 process and on 2 torchrun ranks (gloo, CPU): the same stored candidates, bit for bit."""
+"""The antithetic reward probe on 1 process and on 2 torchrun ranks (gloo, CPU): the same stored candidates, both
+sides, bit for bit."""
 import sys
 
 import h5py
@@ -6,8 +7,9 @@ import numpy as np
 
 from helpers import REPO, run
 
+# M = 5: the last chunk of each block has one candidate for two ranks
 SETS = ["probe.sigmas=[1e-3, 1e-2]", "probe.batches=1", "probe.candidates=5", "probe.pool_size=16",
-        "probe.drift_every=1"]  # M = 5: the last chunk of each block has one candidate for two ranks
+        "probe.drift_every=1", "probe.antithetic=true"]
 
 
 def probe_cmd(model_dir, out):
@@ -28,7 +30,8 @@ def test_one_rank_equals_two_ranks(tiny_model_dir, tmp_path):
         assert g["probe/baseline/reward"][()] == f["probe/baseline/reward"][()]
         deltas = []
         for i in range(2):
-            for key in ("seeds", "reward", "delta", "bits", "tokens"):
+            for key in ("seeds", "reward", "delta", "bits", "tokens", "reward_minus", "delta_minus", "bits_minus",
+                        "tokens_minus"):
                 name = f"probe/sigma{i}/batch0/{key}"
                 assert np.array_equal(f[name][()], g[name][()]), name  # bits and tokens gathered on rank 0
             deltas += list(f[f"probe/sigma{i}/batch0/delta"][()])

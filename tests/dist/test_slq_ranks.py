@@ -38,3 +38,4 @@ def test_one_rank_equals_two_ranks(tiny_model_dir, tmp_path, kind):
         if kind == "stein":
             np.testing.assert_array_equal(b["stein/rewards"][()], a["stein/rewards"][()])
             np.testing.assert_allclose(b["stein/eigenvalues"][()], a["stein/eigenvalues"][()], rtol=1e-9)
+            np.testing.assert_allclose(b["stein/null_eigenvalues"][()], a["stein/null_eigenvalues"][()], rtol=1e-9)

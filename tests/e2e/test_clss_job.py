@@ -46,6 +46,7 @@ def test_clss_file_schema(probe_run, tiny_model_dir):
             assert rewards.dtype == distance.dtype == np.float32
             assert np.all((rewards >= 0) & (rewards <= 1))
             check_distance(g, rewards, distance)
+            check_member_rewards(g, rewards, n)
             assert g["trajectory_seed"][0] != g["trajectory_seed"][1]  # independent trajectories
 
 
@@ -65,6 +66,20 @@ def check_distance(g, rewards, distance):
     assert np.array_equal(rewards[unmoved], np.broadcast_to(start, rewards.shape)[unmoved])
 
 
+def check_member_rewards(g, rewards, n):
+    """Each update's raw member rewards (R, T, N), rewards on the prompt pool in [0, 1], whose mean is the stored
+    population mean, and the baseline each update subtracted: J(theta_{t-1}) on the fixed pool, i.e. the start's
+    reward for the first update and the previous column of `rewards` after it."""
+    assert (g.attrs["shaping"], g.attrs["update_form"], bool(g.attrs["baseline"])) == ("raw", "eq1", True)
+    members, baseline = g["member_rewards"][()], g["baseline_rewards"][()]
+    assert members.shape == (2, 4, n) and baseline.shape == (2, 4)
+    assert members.dtype == baseline.dtype == np.float32
+    assert np.all((members >= 0) & (members <= 1))
+    np.testing.assert_allclose(members.astype(np.float64).mean(axis=2), g["population_mean"][()], rtol=1e-6)
+    expected = np.concatenate([g["start_reward"][()][:, None], rewards[:, :-1]], axis=1)
+    np.testing.assert_array_equal(baseline, expected)
+
+
 def test_analysis_reads_it(probe_run):
     out, _ = probe_run
     proc = run(["-m", "analysis.clss", str(out / "clss.h5"), "--json"], check=False)
@@ -72,6 +87,7 @@ def test_analysis_reads_it(probe_run):
     result = json.loads(proc.stdout)
     assert {"ok", "reason", "alpha", "d_eff"} <= set(result)
     assert result["ok"] == (proc.returncode == 0)
+    assert result["kappa_source"] == "measured"  # auto: every subgroup carries member rewards
     if not result["ok"]:
         assert result["reason"]
 
@@ -79,5 +95,13 @@ def test_analysis_reads_it(probe_run):
 def test_bad_clss_config_is_one_line(tiny_model_dir, tmp_path):
     proc = run(clss_cmd(tiny_model_dir, tmp_path / "x", ["clss.populations=[4, 0]"]), check=False)
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == ["error: clss.populations: expected a non-empty list of integers > 0, "
-                                                "got [4, 0]"]
+    assert proc.stderr.strip().splitlines() == ["error: clss.populations[1]: must be > 0, got 0"]
+
+
+def test_antithetic_is_refused(tiny_model_dir, tmp_path):
+    proc = run(clss_cmd(tiny_model_dir, tmp_path / "x", ["es.antithetic=true"]), check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "error: es.antithetic: the clss job runs without antithetic sampling (member_rewards cannot describe the "
+        "pairs' weights; analysis/clss/SCHEMA.md)"]
+    assert not (tmp_path / "x" / "clss.h5").exists()

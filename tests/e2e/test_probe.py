@@ -1,5 +1,6 @@
 """End to end: the reward probe (Appendix G) on the tiny model writes SCHEMA.md's probe/ group, resumes after
-kill -9 to the data of an unbroken run, refuses a file of another configuration, and analysis.best_of_n reads it."""
+kill -9 to the data of an unbroken run, refuses a file of another configuration, and analysis.best_of_n reads it;
+with probe.antithetic it also stores every candidate's twin at -sigma u, which analysis.curvature_moments reads."""
 import json
 
 import h5py
@@ -13,6 +14,8 @@ CONFIG = REPO / "configs" / "tiny_probe.yaml"
 SMALL = ["probe.sigmas=[1e-3, 1e-2]", "probe.batches=1", "probe.candidates=6", "probe.pool_size=16",
          "probe.drift_every=2"]
 DATA = ("seeds", "reward", "delta", "bits", "tokens")
+MINUS = ("reward_minus", "delta_minus", "bits_minus", "tokens_minus")
+ANTITHETIC = ["probe.antithetic=true"]
 
 
 def probe_cmd(model_dir, out, sets=()):
@@ -26,12 +29,12 @@ def summary(proc):
     return json.loads(proc.stdout.strip().splitlines()[-1])["summary"]
 
 
-def blocks(path):
-    """Every stored array of the probe, by name."""
+def blocks(path, keys=DATA):
+    """Every stored array of the probe (the datasets `keys` of each block), by name."""
     with h5py.File(path, "r") as f:
         out = {"baseline/reward": f["probe/baseline/reward"][()], "baseline/bits": f["probe/baseline/bits"][()]}
         for i in range(2):
-            for key in DATA:
+            for key in keys:
                 out[f"sigma{i}/{key}"] = f[f"probe/sigma{i}/batch0/{key}"][()]
     return out
 
@@ -69,6 +72,7 @@ def test_probe_file_schema(whole, tiny_model_dir):
         assert len(set(seeds)) == 12 and all(0 <= x < 2**31 for x in seeds)  # independent streams per (sigma, batch)
         drift = g["drift/delta"][()]
         assert drift.size == 1 + 12 // 2 and np.all(drift == 0)  # the start, then every 2 candidates: restore exact
+        assert not g.attrs["antithetic"] and "reward_minus" not in g["sigma0/batch0"]
 
 
 def test_rerun_skips_and_mismatch_is_refused(whole, tiny_model_dir):
@@ -83,6 +87,11 @@ def test_rerun_skips_and_mismatch_is_refused(whole, tiny_model_dir):
     assert proc.stderr.strip().splitlines() == [
         f"error: probe.pool_seed: {out / 'probe.h5'} was written with 0, this run has 1; rerun with the same "
         "configuration to resume, or choose a new --out"]
+    proc = run(probe_cmd(tiny_model_dir, out, ANTITHETIC), check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"error: probe.antithetic: {out / 'probe.h5'} was written with False, this run has True; rerun with the "
+        "same configuration to resume, or choose a new --out"]
 
 
 def test_resume_after_kill_equals_unbroken_run(whole, tiny_model_dir, tmp_path):
@@ -115,3 +124,52 @@ def test_analysis_reads_it(whole, tmp_path):
     assert result["sigmas"][0]["curve"][-1]["best"] == pytest.approx(top)  # best-of-M is the pool's maximum
     for png in ("probe_best_of_n", "probe_best_vs_size", "probe_histograms", "probe_sigma"):
         assert (tmp_path / "a" / f"{png}.png").is_file()
+
+
+@pytest.fixture(scope="module")
+def antithetic(tiny_model_dir, tmp_path_factory):
+    """An antithetic probe killed after its third candidate's chunk and resumed (the file of an interrupted run),
+    the number of candidates it had stored, the resumed run's summary, and the file of an unbroken run."""
+    root = tmp_path_factory.mktemp("antithetic")
+    log = root / "broken.log"
+    kill_at(log, "k=2-2", start(probe_cmd(tiny_model_dir, root / "a", ANTITHETIC), log))
+    with open_file(root / "a" / "probe.h5") as f:
+        stored = sum(int(np.sum(~np.isnan(f[f"probe/sigma{i}/batch0/reward"][()]))) for i in range(2))
+    assert stored < 12, log.read_text()
+    resumed = summary(run(probe_cmd(tiny_model_dir, root / "a", ANTITHETIC)))
+    run(probe_cmd(tiny_model_dir, root / "whole", ANTITHETIC))
+    return root / "a" / "probe.h5", stored, resumed, root / "whole" / "probe.h5"
+
+
+def test_antithetic_probe_stores_both_sides(antithetic, whole):
+    """The resumed antithetic file has both sides of every candidate, equal to an unbroken antithetic run's; its
+    + side is the plain probe's, bit for bit (same seeds, sigmas and pool), its - side a consistent record of other
+    weights (theta - sigma u)."""
+    path, stored, s, unbroken = antithetic
+    assert s["skipped"] == stored and s["evaluated"] == 12 - stored
+    plain, both, reference = blocks(whole[0] / "probe.h5"), blocks(path, DATA + MINUS), blocks(unbroken, DATA + MINUS)
+    for key in plain:
+        assert np.array_equal(plain[key], both[key]), key
+    for key in reference:
+        assert np.array_equal(reference[key], both[key]), key
+    with h5py.File(path, "r") as f:
+        assert f["probe"].attrs["antithetic"]
+    r0 = both["baseline/reward"]
+    for i in range(2):
+        reward, bits = both[f"sigma{i}/reward_minus"], np.unpackbits(both[f"sigma{i}/bits_minus"], axis=1, count=16)
+        assert np.array_equal(bits.mean(axis=1), reward) and np.array_equal(both[f"sigma{i}/delta_minus"], reward - r0)
+        assert np.all(both[f"sigma{i}/tokens_minus"] > 0)
+        assert s["sigmas"][i]["mean_delta_minus"] == both[f"sigma{i}/delta_minus"].mean()
+    # at sigma = 1e-2 the perturbation changes answers, so a - side evaluated at + sigma u would show as equal bits
+    assert not np.array_equal(both["sigma1/bits_minus"], both["sigma1/bits"])
+
+
+def test_curvature_moments_read_antithetic_probe(antithetic):
+    path = antithetic[0]
+    proc = run(["-m", "analysis.curvature_moments", str(path), "--json", "--reps", "50"])
+    (report,) = json.loads(proc.stdout)
+    data = blocks(path, DATA + MINUS)
+    for i, row in enumerate(sorted(report["per_sigma"], key=lambda r: r["sigma"])):
+        pair_sum = data[f"sigma{i}/delta"] + data[f"sigma{i}/delta_minus"]  # s = dR+ + dR-
+        assert row["pairs"] == 6 and row["mean_s"] == pytest.approx(pair_sum.mean(), abs=1e-15)
+        assert row["tr_H"]["value"] == pytest.approx(pair_sum.mean() / row["sigma"] ** 2)
