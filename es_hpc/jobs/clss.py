@@ -3,8 +3,8 @@
 For each step size alpha and population N, R short ES trajectories of T steps start from the checkpoint's
 weights theta*. Step t of trajectory r: the step's prompt batch is drawn, the unperturbed reward J(theta_{t-1}) is
 measured on it (prompts sharded over ranks), the N members are evaluated (dealt over ranks, rewards all-reduced)
-and every rank applies the same update (es_hpc.core.strategy, as in the train job). The reward recorded for step t is J(theta_t), the
-unperturbed reward measured on step t+1's fresh batch (one more measurement after the last step; with
+and every rank applies the same update (es_hpc.core.strategy, as in the train job). The reward recorded for step
+t is J(theta_t), the unperturbed reward measured on step t+1's fresh batch (one more measurement after the last step; with
 clss.fixed_prompts every step uses the same prompt pool, so J is deterministic in theta), and the locality
 metric is ||theta_t - theta*||_2 over the perturbed parameters. Beside them each update's N raw member rewards
 (before baseline subtraction and shaping) and, with clss.baseline, the J(theta_{t-1}) subtracted from them are

@@ -97,9 +97,9 @@ def steps(out: Path, smoke: bool) -> list[tuple[str, callable]]:
     vllm = importlib.util.find_spec("vllm") is not None
 
     def build() -> str:
-        facts = json.loads(cli(["make-random-model", "--out", str(model), *[f"--{k}={v}" for k, v in
-                                                                            SIZES["smoke" if smoke else "gpu"].items()]],
-                               timeout))
+        size = SIZES["smoke" if smoke else "gpu"]
+        facts = json.loads(cli(["make-random-model", "--out", str(model),
+                                *[f"--{k}={v}" for k, v in size.items()]], timeout))
         return f"{facts['parameters'] / 1e6:,.1f}M parameters (hidden {facts['hidden']}, {facts['layers']} layers)"
 
     def parity() -> str:
