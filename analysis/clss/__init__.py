@@ -14,6 +14,7 @@ import numpy as np
 from scipy import stats
 
 from .fitting import bootstrap, pool_stderr, slope_fit
+from .relaxation import horizon_relaxations, relaxation_steps
 from .verdict import describe, verdict
 
 KAPPA_SOURCES = ("auto", "nominal", "measured")
@@ -91,6 +92,7 @@ class Plateau:
     drift: float
     drift_se: float
     valid: bool
+    relaxation: float = np.nan  # integrated relaxation time of the seed-mean reward, steps (relaxation.py)
     stderr_pooled: bool = False
 
 
@@ -114,6 +116,7 @@ class Result:
     dof: int = 0
     p_value: float = np.nan
     acceptance: float = np.nan
+    horizon_relaxations: float = np.nan  # T over the longest resolved relaxation time
     fitted: list = field(default_factory=list)
     pooled: list = field(default_factory=list)
     plateaus: list = field(default_factory=list)
@@ -179,7 +182,7 @@ def screen(probe, settings, measured=False):
         stderr=float(j1[keep].std(ddof=1) / np.sqrt(n)) if n > 1 else np.nan,
         drift=float((j1 - j0)[keep].mean()) if n else np.nan,
         drift_se=float((j1 - j0)[keep].std(ddof=1) / np.sqrt(n)) if n > 1 else np.nan,
-        valid=n >= settings.r_min)
+        valid=n >= settings.r_min, relaxation=relaxation_steps(rewards[keep], window))
 
 
 def _short_horizon(probes, settings):
@@ -241,7 +244,8 @@ def fit(probes, alpha, settings=Settings()):
     plateaus = sorted((screen(p, settings, measured) for p in probes), key=lambda p: -p.kappa)
     valid = [p for p in plateaus if p.valid]
     acceptance = sum(p.valid_seeds for p in plateaus) / max(sum(p.seeds for p in plateaus), 1)
-    common = dict(kappa_source=source, acceptance=acceptance, plateaus=plateaus)
+    horizon = horizon_relaxations(np.shape(probes[0].rewards)[1], [p.relaxation for p in plateaus])
+    common = dict(kappa_source=source, acceptance=acceptance, horizon_relaxations=horizon, plateaus=plateaus)
     if len(valid) < settings.min_populations:
         reason = (f"only {len(valid)} valid populations (need {settings.min_populations} with >= "
                   f"{settings.r_min} valid seeds): {describe(plateaus)}")

@@ -74,6 +74,9 @@ def main(argv=None):
         if result.slope == result.slope:  # a slope was fitted (not NaN)
             lo, hi = result.d_eff_ci
             print(f"d_eff = {result.d_eff:.4g} [{lo:.4g}, {hi:.4g}], slope S = {result.slope:.4g}")
+        taus = ", ".join(f"N={p.population}: {p.relaxation:.3g}" for p in result.plateaus)
+        if taus:
+            print(f"relaxation time (steps) {taus}; the horizon spans {result.horizon_relaxations:.3g} of the longest")
     return 0 if result.ok else 1
 
 
