@@ -10,8 +10,11 @@ import torch
 @runtime_checkable
 class Backend(Protocol):
     """A causal LM with its tokenizer. Capabilities that only some backends have are declared, not probed:
-    `in_process` (the model is a torch module in this process: batched population calls, autograd curvature)
-    and `teacher_forcing` (one forward pass scores prompt + target tokens, the exact-answer fast path)."""
+    `in_process` (the model is a torch module in this process: batched population calls, autograd curvature),
+    `teacher_forcing` (one forward pass scores prompt + target tokens, the exact-answer fast path) and
+    `params_in_engine` (the weights live in an engine's workers, which perturb them there: such a backend has
+    `engine_params(patterns, master_device)`, the PerturbedParams interface for the tensors matching es.params,
+    and its named_parameters() only name and shape them)."""
 
     dtype: str  # the resolved model.dtype that runs: float32, bfloat16 or float16
     device: torch.device
@@ -19,6 +22,7 @@ class Backend(Protocol):
     eos_ids: list[int]
     in_process: bool
     teacher_forcing: bool
+    params_in_engine: bool
 
     def encode(self, conversations: list[list[dict]]) -> Any:
         """Chat-templated prompts, encoded once and reused by every population member."""
@@ -27,10 +31,7 @@ class Backend(Protocol):
         """Greedy completions (special tokens dropped) and the number of tokens generated."""
 
     def named_parameters(self) -> list[tuple[str, torch.Tensor]]:
-        """The tensors ES may perturb, by Hugging Face name, in a fixed order."""
-
-    def on_change(self, names: list[str], working: list[torch.Tensor]) -> None:
-        """Called after every write of the perturbed tensors: a backend whose weights live elsewhere pushes them."""
+        """The tensors ES may perturb, by Hugging Face name, in a fixed order (a tensor's noise key is its index)."""
 
     def save(self, path: Path) -> None:
         """A from_pretrained-loadable directory of the working weights and tokenizer."""

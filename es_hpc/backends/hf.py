@@ -47,6 +47,7 @@ class HFBackend:
 
     in_process = True
     teacher_forcing = True
+    params_in_engine = False
 
     def __init__(self, cfg: ModelConfig, device: torch.device):
         """Load the model in `model.dtype`; "auto" is resolved here into `self.dtype`, the dtype that runs."""
@@ -124,9 +125,6 @@ class HFBackend:
         is_end = torch.isin(new, torch.tensor(self.eos_ids, device=new.device))
         after_end = (is_end.cumsum(1) - is_end.int()) > 0
         return (~after_end).sum(1)
-
-    def on_change(self, names: list[str], working: list[torch.Tensor]) -> None:
-        """Nothing to push: ES writes the model's own parameters."""
 
     def save(self, path) -> None:
         """save_pretrained of the working model (safetensors) and tokenizer: loadable by from_pretrained."""

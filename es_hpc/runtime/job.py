@@ -96,11 +96,17 @@ def open_job(cfg: Config, comm, perturb: bool = True) -> Job:
 
 
 def make_perturbed(cfg: Config, backend: Backend) -> params_mod.PerturbedParams:
-    """The parameters ES perturbs (es.params), with isotropic or low-rank noise (es.perturbation)."""
+    """The parameters ES perturbs (es.params), with isotropic or low-rank noise (es.perturbation); inside the engine
+    where the backend keeps them there (params_in_engine)."""
+    if backend.params_in_engine:
+        if cfg.es.perturbation == "lowrank":
+            raise ConfigError(f"es.perturbation: lowrank needs generation.backend: transformers "
+                              f"({cfg.generation.backend} perturbs inside its engine, isotropic noise only)")
+        return backend.engine_params(cfg.es.params, cfg.es.master_device)
     selected = params_mod.select(backend.named_parameters(), cfg.es.params)
     if cfg.es.perturbation == "lowrank":
-        return LowRankParams(selected, cfg.es.rank, cfg.es.master_device, backend.on_change)
-    return params_mod.PerturbedParams(selected, cfg.es.master_device, backend.on_change)
+        return LowRankParams(selected, cfg.es.rank, cfg.es.master_device)
+    return params_mod.PerturbedParams(selected, cfg.es.master_device)
 
 
 def split_rows(task, split: str, size: int, field: str) -> list[dict]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 
 import pytest
 
@@ -11,6 +12,7 @@ from es_hpc import tasks
 from es_hpc.config import GenerationConfig, ModelConfig
 
 PROMPTS = 32  # test-split rows of the arithmetic task used for every comparison
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "generation_config.json")
 
 
 def _need_vllm() -> None:
@@ -47,3 +49,24 @@ def task():
 @pytest.fixture(scope="session")
 def rows(task):
     return task.rows("test")[:PROMPTS]
+
+
+@pytest.fixture(scope="session")
+def llama_model_dir(tiny_model_dir, tmp_path_factory):
+    """A random Llama-shaped model built offline (grouped-query attention: 4 query heads, 2 key/value heads; an
+    untied head; no biases) with the tiny model's tokenizer; weights large enough (std 0.5) that greedy choices
+    are decisive, not near-ties that the engines' different summation orders could flip."""
+    import torch
+    from transformers import AutoConfig, LlamaConfig, LlamaForCausalLM
+
+    tiny = AutoConfig.from_pretrained(tiny_model_dir)
+    config = LlamaConfig(vocab_size=tiny.vocab_size, hidden_size=128, intermediate_size=320, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, head_dim=32, max_position_embeddings=256,
+                         tie_word_embeddings=False, initializer_range=0.5, bos_token_id=tiny.bos_token_id,
+                         eos_token_id=tiny.eos_token_id, pad_token_id=tiny.pad_token_id)
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("llama")
+    LlamaForCausalLM(config).save_pretrained(path)
+    for name in TOKENIZER_FILES:
+        shutil.copy2(tiny_model_dir / name, path / name)
+    return path

