@@ -80,6 +80,8 @@ def train(out: Path, model: Path, backend: str, dtype: str, extra: list[str], ti
 
 BENCH = ("overhead_ratio", "iteration_seconds", "inference_seconds", "peak_memory_inference_bytes",
          "peak_memory_es_bytes", "peak_memory_ratio", "speedup_batched", "members_per_call_batched")
+SWITCH = ("switch_seconds_per_member", "switch_es_hpc_seconds_per_member", "switch_platform_seconds_per_member",
+          "reload_path_seconds_per_member", "switch_ratio")  # a member's weight switch inside the engine
 
 
 def bench(model: Path, backend: str, dtype: str, extra: list[str], timeout: float, keys=BENCH) -> dict:
@@ -116,7 +118,8 @@ def steps(out: Path, smoke: bool) -> list[tuple[str, callable]]:
              ("vllm vs transformers float32", parity)] if vllm else \
         [(f"train vllm {dtype}", lambda: "not installed"), ("vllm vs transformers float32", lambda: "not installed")]
     rows += [("bench transformers", lambda: bench(model, "transformers", dtype, extra, timeout)),
-             ("bench vllm", (lambda: bench(model, "vllm", dtype, extra, timeout)) if vllm else lambda: "not installed"),
+             ("bench vllm", (lambda: bench(model, "vllm", dtype, extra, timeout, BENCH + SWITCH)) if vllm
+              else lambda: "not installed"),
              ("batched speed-up, tiny model N=30 P=64",
               lambda: bench(Path("embedded:tiny"), "transformers", "float32", extra, timeout, BENCH[-2:]))]
     return rows
