@@ -23,6 +23,13 @@ def _need_vllm() -> None:
         pytest.skip(reason)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _vllm_installed():
+    """Every test here needs vLLM, also those that only start it in a subprocess (session scope: before the
+    module fixtures that run the engine)."""
+    _need_vllm()
+
+
 @pytest.fixture(scope="session")
 def vllm_backend(tiny_model_dir):
     _need_vllm()
