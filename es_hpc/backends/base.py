@@ -35,3 +35,7 @@ class Backend(Protocol):
 
     def save(self, path: Path) -> None:
         """A from_pretrained-loadable directory of the working weights and tokenizer."""
+
+    def close(self) -> None:
+        """Stop what the backend started (an engine and its workers); the job's communicator calls it before it
+        leaves the process group."""

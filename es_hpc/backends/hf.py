@@ -41,6 +41,11 @@ def pick_device(name: str, local_rank: int = 0) -> torch.device:
     return torch.device("cuda", local_rank)
 
 
+def chat_texts(tokenizer, conversations: list[list[dict]]) -> list[str]:
+    """Each conversation through the tokenizer's chat template, ending with the assistant's generation prompt."""
+    return [tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in conversations]
+
+
 class HFBackend:
     """Loads `model.path` (local directory or hub id) with its tokenizer and chat template; the model lives in this
     process, so it can evaluate a batched population and score by teacher forcing (backends.base.Backend)."""
@@ -79,7 +84,7 @@ class HFBackend:
 
     def encode(self, conversations: list[list[dict]]) -> Batch:
         """Apply the chat template (with the assistant's generation prompt) and left-pad."""
-        texts = [self.tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in conversations]
+        texts = chat_texts(self.tokenizer, conversations)
         enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
         return Batch(enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device))
 
@@ -125,6 +130,9 @@ class HFBackend:
         is_end = torch.isin(new, torch.tensor(self.eos_ids, device=new.device))
         after_end = (is_end.cumsum(1) - is_end.int()) > 0
         return (~after_end).sum(1)
+
+    def close(self) -> None:
+        """Nothing to stop: the model is this process's own."""
 
     def save(self, path) -> None:
         """save_pretrained of the working model (safetensors) and tokenizer: loadable by from_pretrained."""

@@ -15,7 +15,7 @@ from safetensors.torch import save_file
 from ..config import ConfigError, GenerationConfig, ModelConfig
 from ..core.params import select
 from . import model_path
-from .hf import DTYPES, pick_device, resolve_dtype
+from .hf import DTYPES, chat_texts, pick_device, resolve_dtype
 from .vllm_params import EngineLayout, EngineParams
 
 INSTALL_HINT = ("generation.backend: vllm is not installed in this environment; run `bash launch/vllm_env.sh` "
@@ -75,7 +75,7 @@ class VLLMBackend:
 
     def encode(self, conversations: list[list[dict]]) -> list[list[int]]:
         """Token ids of each chat-templated prompt, exactly as HFBackend builds them (without its padding)."""
-        texts = [self.tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in conversations]
+        texts = chat_texts(self.tokenizer, conversations)
         return self.tokenizer(texts, add_special_tokens=False)["input_ids"]
 
     def generate(self, batch: list[list[int]], max_new_tokens: int, batch_size: int) -> tuple[list[str], int]:
@@ -86,6 +86,11 @@ class VLLMBackend:
         outs = self.llm.generate([{"prompt_token_ids": ids} for ids in batch], params, use_tqdm=False)
         ids = [list(o.outputs[0].token_ids) for o in outs]
         return self.tokenizer.batch_decode(ids, skip_special_tokens=True), sum(map(len, ids))
+
+    def close(self) -> None:
+        """Shut the engine down now: its teardown destroys the process groups it made on top of the job's, so it
+        must run while that group exists (left to interpreter exit, it finds the group gone)."""
+        self.llm.llm_engine.engine_core.shutdown()
 
     def save(self, path) -> None:
         """The engine's weights (gathered from its workers, in HF names) as model.safetensors plus config and tokenizer

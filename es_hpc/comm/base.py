@@ -40,9 +40,24 @@ class Communicator:
     def barrier(self) -> None:
         raise NotImplementedError
 
+    def before_close(self, fn) -> None:
+        """Have close() call fn() first: what was built on the process group (an inference engine, which tears
+        down groups of its own) goes while the group still exists. The last registered runs first."""
+        self._before_close = [*getattr(self, "_before_close", []), fn]
+
     def close(self) -> None:
         """Leave the process group and end what joining it started (threads, connections) before the interpreter
-        finalizes. Safe to call twice; it also runs after a rank failed, so it never waits on the others for good."""
+        finalizes. Safe to call twice; it also runs after a rank failed, so it never waits on the others for good.
+        Subclasses leave their group in _leave(), which runs even when a before_close callback raises."""
+        hooks, self._before_close = getattr(self, "_before_close", []), []
+        try:
+            for fn in reversed(hooks):
+                fn()
+        finally:
+            self._leave()
+
+    def _leave(self) -> None:
+        """Leave the process group (nothing to leave for one process)."""
 
     def owned(self, n: int) -> range:
         """Members (or items) this rank evaluates: k % world_size == rank."""

@@ -53,7 +53,7 @@ class MPIComm(Communicator):
     def barrier(self) -> None:
         self._world.Barrier()
 
-    def close(self, grace_s: float = 10.0) -> None:
+    def _leave(self, grace_s: float = 10.0) -> None:
         """Free the node communicator; mpi4py finalises MPI at interpreter exit, or aborts the job (see below).
 
         MPI_Finalize waits for every rank, so a rank that fails alone would hang while its peers sit in a

@@ -113,7 +113,7 @@ class TorchDistComm(Communicator):
         """Whether the process group this communicator created still exists (and its threads with it)."""
         return self._group is not None and self._group() is not None
 
-    def close(self) -> None:
+    def _leave(self) -> None:
         """Destroy the process group, which joins its threads. No collective: close() also runs when a rank has
         failed and the others will never answer (the jobs' final barrier is their synchronisation). While an
         exception raised inside a collective propagates, its frames still refer to the group, which then goes

@@ -88,6 +88,7 @@ def open_job(cfg: Config, comm, perturb: bool = True) -> Job:
     threads = set_threads(cfg, comm)
     task = tasks.get(cfg.task.name, **cfg.task.options)
     backend = make_backend(cfg, comm)
+    comm.before_close(backend.close)
     perturbed = make_perturbed(cfg, backend) if perturb else None
     evaluator = Evaluator(task, backend, comm, cfg.generation.max_new_tokens or task.max_new_tokens,
                           cfg.generation.batch_size, cfg.generation.exact_fast_path, backend.dtype)

@@ -22,7 +22,7 @@ def test_vllm_backend_declares_the_interface():
     """Without an engine here: the class has every method with the protocol's parameters, and its capabilities,
     among them params_in_engine with the engine_params method it promises; tests/vllm_backend checks an instance
     against a real engine."""
-    assert set(METHODS) == {"encode", "generate", "named_parameters", "save"}
+    assert set(METHODS) == {"encode", "generate", "named_parameters", "save", "close"}
     for name in METHODS:
         assert list(inspect.signature(getattr(VLLMBackend, name)).parameters) == \
             list(inspect.signature(getattr(Backend, name)).parameters), name

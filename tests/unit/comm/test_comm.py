@@ -82,3 +82,32 @@ def test_mpi_without_mpi4py_is_one_line():
     lines = proc.stdout.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("dist.backend mpi: mpi4py is unavailable"), proc.stdout
     assert "pip install mpi4py" in lines[0] and "openmpi-bin libopenmpi-dev" in lines[0]
+
+
+class Leaving(LocalComm):
+    """A one-process communicator that records when it leaves its (absent) group."""
+
+    def __init__(self, calls):
+        self.calls = calls
+
+    def _leave(self):
+        self.calls.append("leave")
+
+
+def test_before_close_callbacks_run_first_last_registered_first_and_once():
+    calls = []
+    comm = Leaving(calls)
+    comm.before_close(lambda: calls.append("engine a"))
+    comm.before_close(lambda: calls.append("engine b"))
+    comm.close()
+    comm.close()
+    assert calls == ["engine b", "engine a", "leave", "leave"]
+
+
+def test_the_group_is_left_even_when_a_callback_fails():
+    calls = []
+    comm = Leaving(calls)
+    comm.before_close(lambda: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        comm.close()
+    assert calls == ["leave"]
