@@ -13,6 +13,7 @@ class Communicator:
     local_rank = 0
     local_world_size = 1
     bytes_sent = 0  # payload bytes passed to collectives so far (0 for a single process)
+    _before_close: tuple = ()  # callbacks close() runs first (before_close)
 
     def allreduce_sum(self, x: np.ndarray) -> np.ndarray:
         """Element-wise float64 sum over ranks, returned on every rank."""
@@ -43,13 +44,13 @@ class Communicator:
     def before_close(self, fn) -> None:
         """Have close() call fn() first: what was built on the process group (an inference engine, which tears
         down groups of its own) goes while the group still exists. The last registered runs first."""
-        self._before_close = [*getattr(self, "_before_close", []), fn]
+        self._before_close = (*self._before_close, fn)
 
     def close(self) -> None:
         """Leave the process group and end what joining it started (threads, connections) before the interpreter
         finalizes. Safe to call twice; it also runs after a rank failed, so it never waits on the others for good.
         Subclasses leave their group in _leave(), which runs even when a before_close callback raises."""
-        hooks, self._before_close = getattr(self, "_before_close", []), []
+        hooks, self._before_close = self._before_close, ()
         try:
             for fn in reversed(hooks):
                 fn()

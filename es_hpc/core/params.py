@@ -28,11 +28,13 @@ class PerturbedParams:
     def __init__(self, selected: list[tuple[int, str, torch.Tensor]], master_device: str = "same",
                  regions: list[Region | None] | None = None):
         """regions[j], when given, says which part of its tensor's noise stream tensor j holds (a shard of it);
-        None: all."""
-        self.regions = list(regions or [None] * len(selected))
+        None: all. A region that is the stream's first numel elements in order is dropped here, once, so that
+        perturb and update take the whole-tensor kernels without testing it per call."""
         self.indices = [i for i, _, _ in selected]
         self.names = [n for _, n, _ in selected]
         self.working = [p.data for _, _, p in selected]
+        self.regions = [None if r is None or r.is_prefix(w.shape) else r
+                        for r, w in zip(regions or [None] * len(selected), self.working)]
         device = self.working[0].device
         mdev = torch.device("cpu") if master_device == "cpu" else device
         self.masters = [w.detach().to(mdev, torch.float32, copy=True) for w in self.working]

@@ -100,7 +100,7 @@ def _bench(cfg: Config, comm, sink, reduced: bool) -> dict:
     sink.say(f"bench: generation alone, measured again: {min(again)[0]:.2f} s")
     per_member, pooled = min(alone[0], again[0]), min(alone[1], again[1])
     report = _report(cfg, job, iterations, per_member, pooled, repeats)
-    report.update(_reload_reference(job, report, repeats) if job.backend.params_in_engine else {})
+    report.update(_reload_reference(job, report) if job.backend.params_in_engine else {})
     return dict(report, reduced=reduced, members_per_call_batched=batched if batched > 1 else None,
                 peak_memory_inference_bytes=inference_peak, peak_memory_es_bytes=es_peak,
                 peak_memory_ratio=es_peak / inference_peak, peak_memory_batched_bytes=batched_peak,
@@ -200,18 +200,18 @@ def _noise_and_cycle(cfg: Config, job: Job, repeats: int) -> tuple[float, float,
     cycle_seconds = _timed(cycle, repeats)[0]
     wall, es, platform = (v / n for v in min(switches))
     return noise, cycle_seconds, {"switch_seconds_per_member": wall, "switch_es_hpc_seconds_per_member": es,
-                                  "switch_platform_seconds_per_member": platform}
+                                  "switch_platform_seconds_per_member": platform,
+                                  "noise_seconds_per_member": noise / n}
 
 
-def _reload_reference(job: Job, report: dict, repeats: int) -> dict:
+def _reload_reference(job: Job, report: dict) -> dict:
     """The switch of one member before ES worked in the engine's workers, measured last (the reload may replace the
-    parameters ES writes): one member's noise plus two whole-model reloads (perturb, restore); and the switch's
-    whole and es_hpc part as fractions of it. Empty under tensor parallelism."""
-    noise = min(job.perturbed.noise_seconds([0]) for _ in range(repeats))
+    parameters ES writes): one member's noise (as the report measured it) plus two whole-model reloads (perturb,
+    restore); and the switch's whole and es_hpc part as fractions of it. Empty under tensor parallelism."""
     reload = job.perturbed.reload_seconds()
     if reload is None:
         return {}
-    old = noise + 2 * reload
+    old = report["noise_seconds_per_member"] + 2 * reload
     return {"reload_seconds": reload, "reload_path_seconds_per_member": old,
             "switch_ratio": report["switch_seconds_per_member"] / old,
             "switch_es_hpc_ratio": report["switch_es_hpc_seconds_per_member"] / old}
