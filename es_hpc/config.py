@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib.util
 import json
 import operator
 import typing
@@ -39,10 +40,13 @@ class ModelConfig:
 
 @dataclass
 class TaskConfig:
-    name: str = option("arithmetic", "registered task (es_hpc.tasks.TASKS: arithmetic, gsm8k, arc_challenge, ...)")
+    name: str = option("arithmetic", "a built-in task (arithmetic, gsm8k, arc_challenge, winogrande, countdown, "
+                       "prompt_answer), one installed in the es_hpc.tasks entry-point group, or package.module:Class")
     options: dict = option({}, "es_hpc.tasks.get(name, **options); dataset tasks: path (hub id, local file/folder),"
                            " name, splits ({train, val, test} -> split, null: carved from train), val_size, test_size,"
                            " split_seed")
+    reward_timeout: float = option(10.0, "seconds one completion's reward may run where it runs in the reward worker "
+                                   "(tasks from outside es_hpc, prompt_answer's regex); past it, it scores 0", gt=0)
 
 
 @dataclass
@@ -105,6 +109,13 @@ class RuntimeConfig:
 @dataclass
 class LogConfig:
     file: str = option("es_log.h5", "HDF5 log file in the output directory")
+    tensorboard: bool = option(False, "rank 0 also writes the log's scalars as TensorBoard event files to "
+                               "OUT/tensorboard (pip install 'es_hpc[tensorboard]')")
+    wandb: bool = option(False, "rank 0 also logs the scalars to a Weights & Biases run in OUT/wandb "
+                         "(pip install 'es_hpc[wandb]')")
+    wandb_mode: Literal["offline", "online"] = option(
+        "offline", "offline: a local run directory (air-gapped nodes; upload later with wandb sync); online: streamed")
+    wandb_project: str = option("es_hpc", "W&B project of the run (its name: the --out directory's name)")
 
 
 @dataclass
@@ -224,6 +235,9 @@ def _build(cls, data, prefix: str, checked=()):
 def _check_rules(cfg: Config, sections) -> None:
     """Cross-field rules, each checked with the section it is about."""
     es, clss = cfg.es, cfg.clss
+    for key in ("tensorboard", "wandb"):  # optional packages, needed only when asked for
+        if "log" in sections and getattr(cfg.log, key) and importlib.util.find_spec(key) is None:
+            raise ConfigError(f"log.{key}: the {key} package is not installed (pip install 'es_hpc[{key}]')")
     if "model" in sections and not cfg.model.path:
         raise ConfigError("model.path: must name a local directory or a hub id")
     if "es" in sections and es.antithetic and es.population % 2:
@@ -284,17 +298,3 @@ def from_json(text: str) -> Config:
             data.setdefault(new_section, {})[new_key] = data[section].pop(key)
     return _build(Config, data, "")
 
-
-def describe() -> list[tuple[str, str, str, str]]:
-    """(dotted name, type with choices and bounds, default as JSON, help) of every field, for listings like --help."""
-    rows = []
-    for section, cls in typing.get_type_hints(Config).items():
-        hints, defaults = typing.get_type_hints(cls), cls()
-        for f in dataclasses.fields(cls):
-            origin, args = typing.get_origin(hints[f.name]), typing.get_args(hints[f.name])
-            text = " | ".join(args) if origin is Literal else f"list[{args[0].__name__}]" if origin is list else None
-            bounds = ", ".join(f"{op} {f.metadata[k]}" for k, (op, _) in BOUNDS.items() if k in f.metadata)
-            bounds = f" ({'each ' if origin is list else ''}{bounds})" if bounds else ""
-            text = (text or hints[f.name].__name__) + bounds
-            rows.append((f"{section}.{f.name}", text, json.dumps(getattr(defaults, f.name)), f.metadata["help"]))
-    return rows

@@ -9,3 +9,7 @@ class Preempted(Exception):
 
 class Diverged(RuntimeError):
     """Ranks that must hold bit-identical parameters do not."""
+
+
+class PeerLost(RuntimeError):
+    """A collective failed because another rank's connection closed: that rank died, or its node failed."""

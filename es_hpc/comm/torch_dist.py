@@ -6,6 +6,7 @@ import datetime
 import gc
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -22,6 +23,7 @@ import torch.distributed as dist
 import torch.distributed.nn.functional  # noqa: F401
 
 from ..config import ConfigError
+from ..errors import PeerLost
 from .base import Communicator
 
 
@@ -36,6 +38,14 @@ def first_host(nodelist: str) -> str:
         pass  # no scontrol on this host: the simple one-bracket forms below cover usual names
     m = re.match(r"([^,\[]*)(?:\[([^\],-]+)[^\]]*\]([^,\[]*))?", nodelist)
     return "".join(part or "" for part in m.groups())
+
+
+def peer_host(addr: str) -> str:
+    """ "host (addr)" where the address has a name, else the address."""
+    try:
+        return f"{socket.gethostbyaddr(addr)[0]} ({addr})"
+    except OSError:
+        return addr
 
 
 def tasks_on_node(spec: str, node: int) -> int:
@@ -98,16 +108,28 @@ class TorchDistComm(Communicator):
 
     def _allreduce(self, buf: np.ndarray) -> np.ndarray:
         t = torch.from_numpy(buf).to(self.device)
-        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        self._collective(dist.all_reduce, t, op=dist.ReduceOp.SUM)
         return t.cpu().numpy()
 
     def _reduce_root(self, buf: np.ndarray) -> np.ndarray:
         t = torch.from_numpy(buf).to(self.device)
-        dist.reduce(t, dst=0, op=dist.ReduceOp.SUM)
+        self._collective(dist.reduce, t, dst=0, op=dist.ReduceOp.SUM)
         return t.cpu().numpy()
 
     def barrier(self) -> None:
-        dist.barrier()
+        self._collective(dist.barrier)
+
+    def _collective(self, fn, *args, **kwargs) -> None:
+        """Run a collective. A peer whose connection closed (gloo: "... by peer [ADDR]:PORT") becomes PeerLost: one
+        line naming this rank and the lost peer's host."""
+        try:
+            fn(*args, **kwargs)
+        except RuntimeError as exc:
+            found = re.search(r"\[([^\]]+)\]:\d+", str(exc))
+            if found is None or "by peer" not in str(exc):
+                raise
+            raise PeerLost(f"rank {self.rank} on {socket.gethostname()}: lost the connection to {peer_host(found[1])}"
+                           f" in {fn.__name__} (a rank there died, or its node failed)") from exc
 
     def group_alive(self) -> bool:
         """Whether the process group this communicator created still exists (and its threads with it)."""

@@ -1,17 +1,22 @@
-"""Rewards of the backend's current weights on task rows: greedy completions scored by the task's reward."""
+"""Rewards of the backend's current weights on task rows: greedy completions scored by the task's reward
+(through es_hpc/eval/rewards.py: a reward that fails scores 0 and is counted)."""
 from __future__ import annotations
 
 import numpy as np
 
+from ..config import TaskConfig
 from . import teacher_forced
+from .rewards import Rewards
 
 
 class Evaluator:
     """Mean reward of the current weights on a list of rows, rows sharded over ranks, sums all-reduced."""
 
     def __init__(self, task, backend, comm, max_new_tokens: int, batch_size: int,
-                 exact_fast_path: bool = False, dtype: str = "float32"):
+                 exact_fast_path: bool = False, dtype: str = "float32",
+                 reward_timeout: float = TaskConfig.reward_timeout):
         self.task, self.backend, self.comm = task, backend, comm
+        self.rewards = Rewards(task, reward_timeout)  # .errors: this rank's failed rewards so far
         self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
         self.exact_fast_path = exact_fast_path
         self.margin = teacher_forced.MARGIN[dtype]  # the backend's resolved dtype: how close logits may tie
@@ -36,7 +41,8 @@ class Evaluator:
         return texts, tokens
 
     def score(self, texts: list[str], rows: list[dict]) -> np.ndarray:
-        return np.array([self.task.reward(c, r) for c, r in zip(texts, rows)], dtype=np.float64)
+        """The reward of each completion; one that fails scores 0 and counts in self.rewards.errors."""
+        return self.rewards(texts, rows)
 
     def local_rewards(self, rows: list[dict], batch=None) -> np.ndarray:
         """This process's per-row rewards of `rows` (encoded once as `batch` when given)."""

@@ -89,7 +89,9 @@ def _low_rank_term(module, x: torch.Tensor, factors: tuple[torch.Tensor, torch.T
     xs = x.reshape(k, -1, *x.shape[1:])
     if isinstance(module, torch.nn.Embedding):
         rows = torch.stack([a[i][xs[i]] for i in range(k)])  # K x rows x ... x r
-        return (rows.flatten(1, -2) @ b.transpose(1, 2)).reshape(*x.shape, -1)
+        term = (rows.flatten(1, -2) @ b.transpose(1, 2)).reshape(*x.shape, -1)
+        scale = getattr(module, "embed_scale", None)  # Gemma's embedding scales its rows by sqrt(hidden)
+        return term if scale is None else term * scale.to(term.dtype)
     flat = xs.reshape(k, -1, x.shape[-1]).to(a.dtype)
     return ((flat @ b) @ a.transpose(1, 2)).reshape(*x.shape[:-1], -1)
 

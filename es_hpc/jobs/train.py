@@ -19,7 +19,7 @@ from ..runtime.provenance import provenance
 from ..runtime.run import run_job
 from ..runtime.signals import StopRequest
 from ..runtime.timing import PhaseTimer
-from .train_state import TrainState, log_tables
+from .train_state import TrainState, log_tables, reward_errors_line
 
 
 def run(cfg, out_dir: Path, resume: bool = False) -> dict | None:
@@ -38,6 +38,7 @@ def _train(cfg, comm, sink, out_dir: Path, resume: bool) -> dict:
     sink.say(job.banner("train", f"N={es.population} sigma={es.sigma} alpha={es.alpha}, "
                                  f"P={cfg.train.prompts_per_iteration}, {cfg.es.perturbation} noise "
                                  f"({job.perturbed.noise.implementation})"))
+    sink.open_live(cfg, out_dir, resume_iteration=state.start if resume else None)
     if state.start == 0 and cfg.train.eval_every:
         state.evaluate(0)
     for t in range(state.start, cfg.train.iterations):
@@ -63,8 +64,10 @@ def _iteration(cfg, job, es: ES, t: int, train_rows: list[dict], stop: StopReque
     drift_check = sink.active and cfg.train.drift_every and t % cfg.train.drift_every == 0
     if drift_check:  # the unperturbed reward, re-measured below after this rank's perturb/restore cycles
         before = evaluator.local_rewards(rows, batch).mean()
-    rewards, tokens, (votes,), bits = evaluate_over_ranks(job, seeds, signs, es.sigma, batch, rows, timer,
-                                                          scalars=lambda: [stop.signal > 0])
+    failed = evaluator.rewards.errors  # this rank's failed rewards so far: its members' are counted from here
+    rewards, tokens, (votes, errors), bits = evaluate_over_ranks(
+        job, seeds, signs, es.sigma, batch, rows, timer,
+        scalars=lambda: [stop.signal > 0, evaluator.rewards.errors - failed])
     drift = evaluator.local_rewards(rows, batch).mean() - before if drift_check else np.nan
     with timer("update"):
         es.tell(job.perturbed, seeds, signs, rewards)
@@ -72,9 +75,11 @@ def _iteration(cfg, job, es: ES, t: int, train_rows: list[dict], stop: StopReque
         "iteration": np.int64(t), "seeds": seeds, "signs": signs, "rewards": rewards.astype(np.float32),
         "sigma": np.float32(es.sigma), "alpha": np.float32(es.alpha), "tokens": np.int64(tokens),
         "prompt_ids": prompt_ids, "prompt_bits": bits, "comm_bytes": np.int64(comm.bytes_sent - sent),
-        "baseline_drift": np.float32(drift), "wall": np.float64(state.wall()),
+        "baseline_drift": np.float32(drift), "wall": np.float64(state.wall()), "reward_errors": np.int64(errors),
         **{f"time/{p}": np.float32(v) for p, v in timer.seconds.items()},
     })
-    sink.say(f"iter  {t:5d}  reward mean {rewards.mean():.4f} max {rewards.max():.4f}  tokens {tokens}  "
-             + timer.line())
+    sink.say(f"iter  {t:5d}/{cfg.train.iterations}  reward mean {rewards.mean():.4f} max {rewards.max():.4f}  "
+             f"tokens {tokens}  {state.pace(t)}  " + timer.line())
+    if errors:
+        sink.say(reward_errors_line(t, int(errors), evaluator.rewards, failed))
     return votes > 0

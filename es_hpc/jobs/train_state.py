@@ -19,12 +19,20 @@ def log_tables(cfg) -> dict:
              "rewards": ((n,), np.float32), "sigma": ((), np.float32), "alpha": ((), np.float32),
              "tokens": ((), np.int64), "prompt_ids": ((p,), np.int64), "prompt_bits": ((n, (p + 7) // 8), np.uint8),
              "comm_bytes": ((), np.int64), "baseline_drift": ((), np.float32), "wall": ((), np.float64),
+             "reward_errors": ((), np.int64),
              **{f"time/{phase}": ((), np.float32) for phase in PHASES}}
     if not cfg.train.eval_every:
         return {"train": train}
     select = {"select_reward": ((), np.float32)} if cfg.train.keep_best else {}
     return {"train": train, "eval": {"iteration": ((), np.int64), "reward": ((), np.float32), **select,
                                      "wall": ((), np.float64), "seconds": ((), np.float32)}}
+
+
+def reward_errors_line(t: int, count: int, rewards, before: int) -> str:
+    """Iteration t's report of its members' rewards that failed and scored 0 (es_hpc/eval/rewards.py): how many
+    on all ranks, and why rank 0's last one failed when rank 0 had some (`before`: its count before them)."""
+    why = f"; rank 0's last: {rewards.last_error}" if rewards.errors > before else ""
+    return f"iter  {t:5d}  {count} reward(s) raised or ran past task.reward_timeout and scored 0{why}"
 
 
 class TrainState:
@@ -50,6 +58,14 @@ class TrainState:
     def wall(self) -> float:
         """Seconds of training so far, over every attempt of a resumed run."""
         return self.state["wall"] + time.perf_counter() - self.t_start
+
+    def pace(self, t: int) -> str:
+        """`S s/it  eta [H:]MM:SS` after iteration t: this attempt's mean seconds per iteration (its evaluations and
+        checkpoints included) and the time the iterations left would take at that pace."""
+        per_iteration = (time.perf_counter() - self.t_start) / (t + 1 - self.start)
+        eta = round(per_iteration * (self.cfg.train.iterations - t - 1))
+        hours, minutes = divmod(eta // 60, 60)
+        return f"{per_iteration:.2f} s/it  eta {f'{hours}:' if hours else ''}{minutes:02d}:{eta % 60:02d}"
 
     def evaluate(self, iteration: int) -> None:
         """The held-out reward (train.eval_split) and, with keep_best, the selection reward, saving "best" when it

@@ -91,7 +91,8 @@ def open_job(cfg: Config, comm, perturb: bool = True) -> Job:
     comm.before_close(backend.close)
     perturbed = make_perturbed(cfg, backend) if perturb else None
     evaluator = Evaluator(task, backend, comm, cfg.generation.max_new_tokens or task.max_new_tokens,
-                          cfg.generation.batch_size, cfg.generation.exact_fast_path, backend.dtype)
+                          cfg.generation.batch_size, cfg.generation.exact_fast_path, backend.dtype,
+                          cfg.task.reward_timeout)
     return Job(comm, task, backend, perturbed, evaluator, threads, cfg.generation.members_per_call,
                cfg.generation.population_memory_mb)
 

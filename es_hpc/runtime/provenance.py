@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import platform
+import socket
 import subprocess
 from pathlib import Path
 
@@ -22,8 +23,10 @@ def git_commit() -> str:
 
 
 def provenance(cfg, job) -> dict:
-    """Root attributes of a job's HDF5 file (README, "HDF5 log schema")."""
+    """Root attributes of a job's HDF5 file (README, "HDF5 log schema"). Collective: every rank calls it."""
+    rank_nodes = job.comm.allgather_text(socket.gethostname())
     return {
+        "nodes": ",".join(dict.fromkeys(rank_nodes)), "rank_nodes": ",".join(rank_nodes),
         "config": cfg.to_json(), "es_hpc_version": __version__, "torch_version": torch.__version__,
         "transformers_version": transformers.__version__, "python_version": platform.python_version(),
         "git_commit": git_commit(), "world_size": job.comm.world_size, "comm": job.comm.name,

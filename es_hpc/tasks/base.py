@@ -25,11 +25,24 @@ def fixed_pool(rows: list[dict], size: int, pool_seed: int) -> list[dict]:
     return [rows[i] for i in fixed_pool_ids(len(rows), size, pool_seed).tolist()]
 
 
+def error_line(exc: BaseException) -> str:
+    """An exception as one line, "Type: first line of its message", for one-line errors and log lines."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
 class Task:
-    """Base of every task: deterministic rows per split, chat prompts, and a scalar reward per completion."""
+    """Base of every task: deterministic rows per split, chat prompts, and a scalar reward per completion.
+
+    A task defined outside es_hpc (`task.name: package.module:ClassName`, or an installed entry point) has its
+    reward scored in a worker process under `task.reward_timeout` (es_hpc/eval/rewards.py); so is a built-in
+    one whose reward runs code from the config (`isolated_reward`, prompt_answer's regex). Building a task reads
+    no dataset: rows are read on first use, so the rules (prompt, reward) work anywhere.
+    """
 
     name: str = ""
     max_new_tokens: int = 0  # longest answer plus the end token: generation can stop there
+    isolated_reward: bool = False  # a built-in task's reward that runs code from the config: scored in the worker
 
     def rows(self, split: str) -> list[dict]:
         """The rows of `split` ("train", "val" or "test"), in a fixed order that depends only on the options."""
@@ -46,5 +59,6 @@ class Task:
     def reference_completion(self, row: dict) -> str | None:
         """The one correct completion of an exact-match task, or None. A task returning it promises that
         reward(c, row) is 1.0 when c.strip() == reference.strip() and 0.0 otherwise, which lets the evaluator
-        score greedy decoding by one teacher-forced forward pass (es_hpc/eval/teacher_forced.py) instead of generating."""
+        score greedy decoding by one teacher-forced forward pass (es_hpc/eval/teacher_forced.py) instead of
+        generating."""
         return None

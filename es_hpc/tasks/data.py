@@ -10,6 +10,9 @@ be in the datasets cache) or a local path, loaded offline:
 train split: a permutation with `split_seed` puts its first `test_size` rows in test (when derived), the next
 `val_size` in val (when derived), and train keeps the rest in the dataset's own order. So `val_size: 0` leaves
 the train split exactly as published (the paper's probe pool, Appendix G.3, is drawn from it).
+
+Building a task checks its options and that a local path exists, but reads nothing: the rows are read on the
+first `rows()` call (and a pickled task carries no rows), so `tasks.get("gsm8k").reward(...)` needs no data.
 """
 from __future__ import annotations
 
@@ -42,16 +45,24 @@ def _reason(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def load_splits(path: str, name: str | None = None) -> dict[str, list[dict]]:
-    """Every split of the dataset at `path` (hub id or local path, see the module doc) as lists of rows."""
-    ds = _datasets()
-    errors = (OSError, ValueError, ds.exceptions.DatasetsError)  # not found, offline, unreadable, bad schema
+def check_path(path: str) -> None:
+    """A ConfigError naming task.options.path unless `path` is a hub id or an existing local folder or file of
+    a known format; nothing is read."""
     if is_local(path):
         p = Path(path).expanduser()
         if p.is_file() and p.suffix not in FILE_FORMATS:
             raise ConfigError(f"task.options.path: {p} is not one of {', '.join(FILE_FORMATS)}")
         if not p.exists():
             raise ConfigError(f"task.options.path: no such file or folder: {p}")
+
+
+def load_splits(path: str, name: str | None = None) -> dict[str, list[dict]]:
+    """Every split of the dataset at `path` (hub id or local path, see the module doc) as lists of rows."""
+    ds = _datasets()
+    errors = (OSError, ValueError, ds.exceptions.DatasetsError)  # not found, offline, unreadable, bad schema
+    check_path(path)
+    if is_local(path):
+        p = Path(path).expanduser()
         try:
             if p.is_file():
                 loaded = ds.load_dataset(FILE_FORMATS[p.suffix], data_files={"train": str(p)})
@@ -122,18 +133,32 @@ class DatasetTask(Task):
         for key, value in (("val_size", val_size), ("test_size", test_size)):
             if not isinstance(value, int) or value < 0:
                 raise ConfigError(f"task.options.{key}: expected an integer >= 0, got {value!r}")
-        available = load_splits(path or self.default_path, self.default_name if name is None else name)
-        self._splits = assign_splits(available, mapping, val_size, test_size, split_seed)
-        for split, rows in self._splits.items():
-            missing = [c for c in self.columns if rows and c not in rows[0]]
-            if missing:
-                raise ConfigError(f"task.options.path: {self.name} needs columns {', '.join(self.columns)}; the "
-                                  f"{split} rows have {', '.join(rows[0])}")
+        self.source = (path or self.default_path, self.default_name if name is None else name)
+        check_path(self.source[0])
+        self._carving = (mapping, val_size, test_size, split_seed)
+        self._splits: dict[str, list[dict]] | None = None  # read on first use
+
+    def __getstate__(self) -> dict:
+        """The task's rules without its rows (a worker process that scores rewards needs no data)."""
+        return dict(self.__dict__, _splits=None)
+
+    def loaded(self) -> dict[str, list[dict]]:
+        """The rows of every split, read and assigned on first use (module doc); the columns are checked then."""
+        if self._splits is None:
+            splits = assign_splits(load_splits(*self.source), *self._carving)
+            for split, rows in splits.items():
+                missing = [c for c in self.columns if rows and c not in rows[0]]
+                if missing:
+                    raise ConfigError(f"task.options.path: {self.name} needs columns {', '.join(self.columns)}; "
+                                      f"the {split} rows have {', '.join(rows[0])}")
+            self._splits = splits
+        return self._splits
 
     def rows(self, split: str) -> list[dict]:
         check_split(split)
-        if not self._splits[split]:
+        rows = self.loaded()[split]
+        if not rows:
             raise ConfigError(f"task.options: the {self.name} {split} split is empty "
                               f"(val_size/test_size derive it from train, splits.{split} names a dataset split)")
-        return [dict(r) for r in self._splits[split]]
+        return [dict(r) for r in rows]
 

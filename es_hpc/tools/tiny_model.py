@@ -18,7 +18,8 @@ import numpy as np
 import torch
 import transformers
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
-from transformers import GenerationConfig, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+from transformers import (GemmaConfig, GemmaForCausalLM, GenerationConfig, LlamaConfig, LlamaForCausalLM,
+                          PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM)
 
 from .. import tasks
 from ..runtime import atomic
@@ -39,6 +40,9 @@ CHAT_TEMPLATE = (
 
 # Shape from shared/notes/tiny-es-feasibility.md: 1.06M parameters, full multi-head attention (4 kv heads).
 HIDDEN, LAYERS, HEADS, KV_HEADS, MAX_POSITIONS = 128, 4, 4, 4, 256  # intermediate = 4 * hidden
+# The family of `make-tiny-model --size` (issue 18's scale axis): (hidden, layers), ~0.15M to ~2.4M parameters
+# (16x, as the paper's 0.5B-7B span 14x), every one pretrained by the same recipe; m is the embedded tiny model.
+SIZES = {"xs": (48, 4), "s": (80, 4), "m": (HIDDEN, LAYERS), "l": (192, 4)}
 # Pretraining (~0.2 s per step on one thread): val accuracy idles near 0 for ~130 steps, then climbs ~0.04 per
 # 5 steps, so it is measured every SPARSE steps until it reaches RISING, then every DENSE steps.
 LR, BETAS, CLIP, BATCH, MAX_STEPS = 2e-3, (0.9, 0.95), 1.0, 64, 500
@@ -148,8 +152,11 @@ def pretrain(model, tokenizer, task, seed: int, log) -> tuple[int, float, float]
     raise RuntimeError(f"tiny model never reached val accuracy in {TARGET} within {MAX_STEPS} steps")
 
 
-def build_tiny_model(out_dir, seed: int = 0, log=print) -> dict:
-    """Build, pretrain and save the tiny model into out_dir (atomically); returns the facts in tiny_model.json."""
+def build_tiny_model(out_dir, seed: int = 0, log=print, hidden: int = HIDDEN, layers: int = LAYERS) -> dict:
+    """Build, pretrain and save a tiny model into out_dir (atomically); returns the facts in tiny_model.json.
+
+    The defaults give the embedded model; other shapes (SIZES) go through the identical recipe.
+    """
     start = time.perf_counter()
     out = Path(out_dir).expanduser().resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -160,13 +167,14 @@ def build_tiny_model(out_dir, seed: int = 0, log=print) -> dict:
         with torch.random.fork_rng(devices=[]):  # leave the caller's RNG state alone
             torch.manual_seed(seed)
             tokenizer = make_tokenizer()
-            model = make_model(tokenizer)
+            model = make_model(tokenizer, hidden, layers)
             steps, loss, val_acc = pretrain(model, tokenizer, task, seed, log)
         test_acc = greedy_accuracy(model, tokenizer, task, task.rows("test"))
     finally:
         torch.set_num_threads(threads)
     facts = {
-        "seed": seed, "task": task.name, "steps": steps, "train_loss": round(loss, 6),
+        "seed": seed, "task": task.name, "hidden": hidden, "layers": layers, "size": size_name(hidden, layers),
+        "recipe": recipe(), "steps": steps, "train_loss": round(loss, 6),
         "val_accuracy": val_acc, "test_accuracy": test_acc,
         "parameters": sum(p.numel() for p in model.parameters()),
         "torch": torch.__version__, "transformers": transformers.__version__,
@@ -187,27 +195,84 @@ def build_tiny_model(out_dir, seed: int = 0, log=print) -> dict:
         raise
     log(f"tiny-model saved to {out}: {facts['parameters']} parameters, {steps} steps, "
         f"val acc {val_acc:.3f}, test acc {test_acc:.3f}, {facts['seconds']} s")
-    differs = differs_from_embedded(facts["sha256"])
-    log("tiny-model: " + (f"differs from the embedded model ({embedded.HERE / 'tiny'}) in {', '.join(differs)}"
-                          if differs else "identical to the embedded model, file for file"))
+    name = embedded_name(facts["size"])
+    differs = differs_from_embedded(name, facts["sha256"]) if name else None
+    if differs is not None:
+        log("tiny-model: " + (f"differs from the embedded model ({embedded.HERE / name}) in {', '.join(differs)}"
+                              if differs else f"identical to the embedded model {name}, file for file"))
     return dict(facts, differs_from_embedded=differs)
 
 
-def differs_from_embedded(digests: dict[str, str]) -> list[str]:
-    """The files whose sha256 differ from the embedded tiny model's (a rebuild elsewhere may differ: that is why
-    the model ships instead of being rebuilt on every machine)."""
-    return embedded.differing(json.loads((embedded.HERE / "tiny" / embedded.FACTS).read_text())["sha256"], digests)
+def size_name(hidden: int, layers: int) -> str | None:
+    """The SIZES name of a shape, None for a shape outside the family."""
+    return next((name for name, shape in SIZES.items() if shape == (hidden, layers)), None)
 
 
-def build_random_model(out_dir, hidden: int, layers: int, seed: int = 0) -> dict:
-    """The tiny model's tokenizer and architecture at another size, random weights (for scaling and benchmarks)."""
+def recipe() -> dict:
+    """The build settings every size shares (recorded in each model's tiny_model.json)."""
+    return {"lr": LR, "betas": list(BETAS), "clip": CLIP, "batch": BATCH, "max_steps": MAX_STEPS,
+            "target_val_accuracy": list(TARGET), "heads": HEADS, "kv_heads": KV_HEADS, "intermediate": "4 * hidden"}
+
+
+def embedded_name(size: str | None) -> str | None:
+    """The embedded model a family size ships as (`embedded:tiny` is m, `embedded:tiny-xs` is xs, ...)."""
+    return None if size is None else "tiny" if size == "m" else f"tiny-{size}"
+
+
+def differs_from_embedded(name: str, digests: dict[str, str]) -> list[str] | None:
+    """The files whose sha256 differ from embedded model `name` (None when it does not ship); a rebuild elsewhere
+    may differ: that is why the models ship instead of being rebuilt on every machine."""
+    facts = embedded.HERE / name / embedded.FACTS
+    return embedded.differing(json.loads(facts.read_text())["sha256"], digests) if facts.is_file() else None
+
+
+# make-random-model --family: architectures both transformers and vLLM ship, each with a different layout for ES
+# to map: qwen2 is the tiny model's (qkv biases, tied head); llama has grouped-query attention (2 key/value heads)
+# and an untied head; gemma multi-query attention (1), GeGLU, (1 + w) norms, an embedding scaled by sqrt(hidden).
+FAMILIES = {  # name -> (config class, model class, their settings); qwen2 is make_model's
+    "qwen2": None,
+    "llama": (LlamaConfig, LlamaForCausalLM, {"num_key_value_heads": 2, "tie_word_embeddings": False}),
+    "gemma": (GemmaConfig, GemmaForCausalLM, {"num_key_value_heads": 1, "tie_word_embeddings": True}),
+}
+
+
+def make_family_model(tokenizer, family: str, hidden: int, layers: int, init_std: float | None = None):
+    """A random model of a FAMILIES `family` for the tiny model's tokenizer, HEADS heads, intermediate 4 x hidden,
+    greedy by default; init_std redraws every matrix (embedding, projections, head) from N(0, init_std^2), for
+    logits whose greedy choices are decisive rather than near-ties."""
+    if FAMILIES[family] is None:
+        model = make_model(tokenizer, hidden, layers)
+    else:
+        config_cls, model_cls, extra = FAMILIES[family]
+        pad, eos = tokenizer.pad_token_id, tokenizer.eos_token_id
+        model = model_cls(config_cls(
+            vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=4 * hidden, num_hidden_layers=layers,
+            num_attention_heads=HEADS, head_dim=hidden // HEADS, max_position_embeddings=MAX_POSITIONS,
+            bos_token_id=pad, eos_token_id=eos, pad_token_id=pad, **extra))
+        model.generation_config = GenerationConfig(bos_token_id=pad, eos_token_id=eos, pad_token_id=pad,
+                                                   do_sample=False)
+    if init_std is not None:
+        with torch.no_grad():
+            for p in model.parameters():  # a tied head is the embedding's parameter: drawn once
+                if p.dim() == 2:
+                    p.normal_(0.0, init_std)
+    return model
+
+
+def build_random_model(out_dir, hidden: int, layers: int, seed: int = 0, family: str = "qwen2",
+                       init_std: float | None = None) -> dict:
+    """The tiny model's tokenizer with a random model of `family` at another size (for scaling, benchmarks and the
+    families' tests), saved atomically."""
+    if family not in FAMILIES:
+        raise ValueError(f"no model family {family!r} (families: {', '.join(FAMILIES)})")
     torch.manual_seed(seed)
     tokenizer = make_tokenizer()
-    model = make_model(tokenizer, hidden, layers)
+    model = make_family_model(tokenizer, family, hidden, layers, init_std)
     out = Path(out_dir).expanduser().resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
     model.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
     atomic.replace_dir(tmp, out)
-    return {"hidden": hidden, "layers": layers, "parameters": sum(p.numel() for p in model.parameters())}
+    return {"family": family, "hidden": hidden, "layers": layers,
+            "parameters": sum(p.numel() for p in model.parameters())}

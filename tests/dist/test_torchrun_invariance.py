@@ -23,8 +23,9 @@ def test_one_rank_equals_two_ranks(tiny_model_dir, tmp_path, one, two):
     with h5py.File(tmp_path / "two" / "es_log.h5", "r") as f, h5py.File(tmp_path / "one" / "es_log.h5", "r") as g:
         assert f.attrs["world_size"] == 2 and f.attrs["comm"] == "torch"
         assert np.array_equal(f["train/prompt_bits"][:], g["train/prompt_bits"][:])  # gathered on rank 0
-        # rewards + token count + stop vote (N + 2 float64), packed bits (N bytes for P=8), checksum at t=0 (W float64)
-        assert f["train/comm_bytes"][:].tolist() == [(6 + 2) * 8 + 6 + 2 * 8, (6 + 2) * 8 + 6, (6 + 2) * 8 + 6]
+        # rewards + token count + stop vote + failed rewards (N + 3 float64), packed bits (N bytes for P=8), checksum
+        # at t=0 (W float64)
+        assert f["train/comm_bytes"][:].tolist() == [(6 + 3) * 8 + 6 + 2 * 8, (6 + 3) * 8 + 6, (6 + 3) * 8 + 6]
     r1, r2 = rewards(tmp_path / "one"), rewards(tmp_path / "two")
     assert r1.shape == (3, 6) and np.array_equal(r1, r2)
     assert len(np.unique(r1)) > 1  # the members really differ, so equality is not trivial

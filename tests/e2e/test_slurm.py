@@ -38,11 +38,12 @@ class Slurm:
 
     def submit(self, tmp: Path, model: Path, sets: list[str], env: str = "",
                script: tuple[str, ...] = ("slurm/es_train.sh", "configs/tiny.yaml"),
-               fast: list[str] = FAST) -> tuple[int, Path, Path]:
-        """sbatch a script (the train script) with 2 ranks on the one node; the run and the job's output go
-        under tmp."""
+               fast: list[str] = FAST, nodes: int = 1, per_node: int = 2) -> tuple[int, Path, Path]:
+        """sbatch a script (the train script) with `per_node` ranks on each of `nodes` nodes (2 on the one node);
+        the run and the job's output go under tmp."""
         run, out = tmp / "run", tmp / "slurm-%j.out"
-        args = ["sbatch", "--parsable", "--nodes=1", "--ntasks-per-node=2", "--cpus-per-task=1", "--time=10",
+        args = ["sbatch", "--parsable", f"--nodes={nodes}", f"--ntasks-per-node={per_node}", "--cpus-per-task=1",
+                "--time=10",
                 f"--output={out}", f"--export=ALL,RUN={run},PYTHON={sys.executable}{env}",
                 *script, "--set", f"model.path={model}"]
         for s in [*fast, *sets]:

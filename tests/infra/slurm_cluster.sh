@@ -13,6 +13,10 @@ DIR=${SLURM_TEST_DIR:-/tmp/es_hpc-slurm}
 PORT=${SLURM_TEST_PORT:-6817}
 NODE=$(hostname -s)
 export SLURM_CONF=$DIR/slurm.conf
+# What write_conf varies: tests/infra/slurm_two_nodes.sh sources this file and sets these, and node_lines, anew.
+CTL_HOST="$NODE(127.0.0.1)"
+SLURMD_PIDFILE=$DIR/slurmd.pid
+SLURMD_LOG=$DIR/log/slurmd.log
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
@@ -54,7 +58,7 @@ write_conf() {
     cat > "$SLURM_CONF" <<EOF
 # One-node test cluster written by tests/infra/slurm_cluster.sh; $DIR holds everything.
 ClusterName=es-hpc-test
-SlurmctldHost=$NODE(127.0.0.1)
+SlurmctldHost=$CTL_HOST
 SlurmctldPort=$PORT
 SlurmdPort=$((PORT + 1))
 SlurmUser=root
@@ -63,9 +67,9 @@ AuthType=auth/munge
 StateSaveLocation=$DIR/state
 SlurmdSpoolDir=$DIR/spool/%n
 SlurmctldPidFile=$DIR/slurmctld.pid
-SlurmdPidFile=$DIR/slurmd.pid
+SlurmdPidFile=$SLURMD_PIDFILE
 SlurmctldLogFile=$DIR/log/slurmctld.log
-SlurmdLogFile=$DIR/log/slurmd.log
+SlurmdLogFile=$SLURMD_LOG
 SlurmctldDebug=info
 SlurmdDebug=info
 # No cgroups or systemd in containers: track processes through /proc, no task binding.
@@ -91,9 +95,13 @@ MinJobAge=600
 KillWait=30
 InactiveLimit=0
 MailProg=/bin/true
-NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem State=UNKNOWN
-PartitionName=debug Nodes=$NODE Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
+$(node_lines "$cpus" "$mem")
 EOF
+}
+
+node_lines() {   # CPUS MEM: the node and partition lines of slurm.conf
+    echo "NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$1 RealMemory=$2 State=UNKNOWN"
+    echo "PartitionName=debug Nodes=$NODE Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO"
 }
 
 start_munge() {
@@ -179,6 +187,7 @@ stop() {
     [ "${1:-}" = quiet ] || log "stopped ($DIR kept for its logs)"
 }
 
+[ "${BASH_SOURCE[0]}" = "$0" ] || return 0   # sourced (slurm_two_nodes.sh): the functions only
 case ${1:-} in
     install) install ;;
     start) start ;;

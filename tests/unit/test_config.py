@@ -4,12 +4,13 @@ key, each job checks the sections it reads, and stored configs (old names includ
 import dataclasses
 import json
 import re
+import sys
 import typing
 
 import pytest
 import yaml
 
-from es_hpc import config
+from es_hpc import config, config_doc
 from es_hpc.config import ConfigError
 
 TINY = config.__file__.replace("es_hpc/config.py", "configs/tiny.yaml")
@@ -238,7 +239,7 @@ def test_from_json_reads_what_a_job_accepted():
 
 
 def test_describe_lists_every_field_with_type_default_and_help():
-    rows = config.describe()
+    rows = config_doc.describe()
     assert [r[0] for r in rows] == [n for n, _, _ in _fields()]
     defaults = dataclasses.asdict(config.Config())
     for name, typ, default, text in rows:
@@ -255,3 +256,12 @@ def test_missing_file_and_bad_override():
         config.load("/nonexistent.yaml")
     with pytest.raises(ConfigError, match="expected section.key=value"):
         config.load(TINY, ["es.sigma"])
+
+
+@pytest.mark.parametrize("key", ["tensorboard", "wandb"])
+def test_live_metrics_package_missing_is_one_line(monkeypatch, key):
+    monkeypatch.setitem(sys.modules, key, None)  # as if not installed: import and find_spec see nothing
+    with pytest.raises(ConfigError) as err:
+        config.load(None, [f"log.{key}=true"], job="train")
+    assert str(err.value) == f"log.{key}: the {key} package is not installed (pip install 'es_hpc[{key}]')"
+    assert getattr(config.load(None, [f"log.{key}=true"], job="probe").log, key)  # probe does not read log

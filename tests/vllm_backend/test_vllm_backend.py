@@ -1,9 +1,11 @@
 """The vLLM backend against the transformers backend: parity of completions and rewards, every parameter reaching
 the engine, exact restore, masters after an update bit for bit, the update equal to a fresh engine on the checkpoint,
-the traced layout of the tiny model, a random Llama-shaped model and two-way tensor parallelism (in subprocesses)."""
+the traced layout of the tiny model, a random Llama-shaped model and two-way tensor parallelism, and each model
+family of make-random-model (qwen2, llama, gemma) in an engine of its own (those in subprocesses)."""
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 
@@ -102,31 +104,47 @@ def test_parity_with_transformers(vllm_backend, hf_backend, task, rows):
         ph.restore()
 
 
-def test_every_parameter_reaches_the_engine(vllm_backend, hf_backend, task, rows):
-    """Perturbing each Hugging Face tensor alone, at a scale that visibly moves the transformers model's top
-    log-probabilities, moves the engine's to the values the transformers model gives: every tensor reached its
-    place in vLLM's layout."""
-    bv = vllm_backend.encode([task.prompt(r) for r in rows[:4]])
-    bh = hf_backend.encode([task.prompt(r) for r in rows[:4]])
+def each_tensor(vllm_backend, hf_backend, rows, task) -> tuple[float, list[tuple[str, float, float, float]]]:
+    """Each Hugging Face tensor perturbed alone, in both backends, at a scale that visibly moves the transformers
+    model's top first-token log-probabilities: the unperturbed gap between the engines, and per tensor (name,
+    sigma, how far the engine's log-probabilities moved, their gap to the transformers model's)."""
+    bv = vllm_backend.encode([task.prompt(r) for r in rows])
+    bh = hf_backend.encode([task.prompt(r) for r in rows])
     base, base_h = vllm_logprobs(vllm_backend, bv), hf_logprobs(hf_backend, bh)
-    assert max_gap(base, base_h) < 1e-4
 
     def top_shift(h: torch.Tensor) -> float:
         """How far the transformers model's top first-token log-probabilities moved from base_h."""
         top = h.topk(TOP, dim=-1).indices
         return float((h.gather(1, top) - base_h.gather(1, top)).abs().max())
-    names = [n for n, _ in vllm_backend.named_parameters()]
-    for name in names:
+    found = []
+    for name, _ in vllm_backend.named_parameters():
         pv, ph = perturbed(vllm_backend, [name]), perturbed(hf_backend, [name])
         sigma, moved_h = visible_sigma(ph, 7, lambda: hf_logprobs(hf_backend, bh), lambda h: top_shift(h) > VISIBLE)
         pv.perturb(7, sigma)
         moved = vllm_logprobs(vllm_backend, bv)
         shift = max(abs(lp - base[i].get(t, -np.inf)) for i, d in enumerate(moved) for t, lp in d.items())
-        assert shift > VISIBLE / 2, f"{name}: perturbing it (sigma {sigma}) did not change the engine's outputs"
-        assert max_gap(moved, moved_h) < 1e-4, f"{name}: engine disagrees with transformers (sigma {sigma})"
+        found.append((name, sigma, shift, max_gap(moved, moved_h)))
         pv.restore()
         ph.restore()
-    assert len(names) == len(hf_backend.named_parameters())
+    return max_gap(base, base_h), found
+
+
+def assert_every_tensor_reached(gap: float, found, names: list[str]) -> None:
+    """each_tensor's findings: the engines agree unperturbed, and each of `names` (all the model's tensors) moved
+    the engine's outputs to the transformers model's."""
+    assert gap < 1e-4
+    for name, sigma, shift, moved_gap in found:
+        assert shift > VISIBLE / 2, f"{name}: perturbing it (sigma {sigma}) did not change the engine's outputs"
+        assert moved_gap < 1e-4, f"{name}: engine disagrees with transformers (sigma {sigma})"
+    assert sorted(n for n, *_ in found) == sorted(names)
+
+
+def test_every_parameter_reaches_the_engine(vllm_backend, hf_backend, task, rows):
+    """Perturbing each Hugging Face tensor alone, at a scale that visibly moves the transformers model's top
+    log-probabilities, moves the engine's to the values the transformers model gives: every tensor reached its
+    place in vLLM's layout."""
+    names = [n for n, _ in hf_backend.named_parameters()]
+    assert_every_tensor_reached(*each_tensor(vllm_backend, hf_backend, rows[:4], task), names)
 
 
 def _engine_tensors(worker) -> dict[str, torch.Tensor]:
@@ -242,10 +260,10 @@ def test_layout_of_the_tiny_model(vllm_backend, tiny_model_dir):
     assert len(kept) == 4 * 5 + 2 and all(torch.equal(v, files[p.name]) for p, v in zip(kept, live))
 
 
-def _run_engine(model, tp: int) -> dict:
+def _run_engine(model, tp: int, *extra: str) -> dict:
     """engine_run.py's report: a vLLM backend with tensor-parallel size tp beside transformers, on `model`."""
-    out = subprocess.run([sys.executable, "engine_run.py", str(model), str(tp)], capture_output=True, text=True,
-                         timeout=900, cwd=__file__.rsplit("/", 1)[0])
+    out = subprocess.run([sys.executable, "engine_run.py", str(model), str(tp), *extra], capture_output=True,
+                         text=True, timeout=900, cwd=__file__.rsplit("/", 1)[0])
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -285,3 +303,24 @@ def test_llama_shaped_model_with_two_workers(llama_model_dir):
         head = 32 * 128  # one head's rows (head_dim 32) of the hidden size 128
         assert k[1:5] == ["model.layers.1.self_attn.qkv_proj", [32, 128], 2 * head, int(r) * head]
         assert any(x[1] == "lm_head" for x in report["ranks"][r])
+
+
+@pytest.mark.parametrize("family", ["qwen2", "llama", "gemma"])
+def test_each_model_family(family, random_model_dir):
+    """A random model of each family of make-random-model in an engine of its own beside transformers: every HF
+    tensor traced whole into vLLM's layout (the head has pieces only where it is untied, llama's); the same
+    completions unperturbed, perturbed, restored and updated, masters equal after the update; and each tensor
+    perturbed alone reaching the engine."""
+    from safetensors import safe_open
+
+    model = random_model_dir(family)
+    report = _run_engine(model, 1, "each")
+    _assert_parity(report)
+    with safe_open(str(model / "model.safetensors"), "pt") as f:
+        numel = {n: math.prod(f.get_slice(n).get_shape()) for n in f.keys()}
+    covered = {}
+    for name, _, size, *_ in report["ranks"]["0"]:
+        covered[name] = covered.get(name, 0) + math.prod(size)
+    assert covered == numel
+    assert any(piece[1] == "lm_head" for piece in report["ranks"]["0"]) == (family == "llama")
+    assert_every_tensor_reached(report["each_gap"], report["each"], list(numel))

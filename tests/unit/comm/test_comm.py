@@ -111,3 +111,41 @@ def test_the_group_is_left_even_when_a_callback_fails():
     with pytest.raises(ZeroDivisionError):
         comm.close()
     assert calls == ["leave"]
+
+
+class SecondOfTwo(LocalComm):
+    """Rank 1 of 2, whose all-reduce adds what rank 0 contributed: rank 0's text in row 0."""
+    rank, world_size = 1, 2
+
+    def _allreduce(self, buf):
+        other = LocalComm().allgather_text("es-node0", width=buf.shape[1])
+        buf[0, :len(other[0])] += [ord(c) for c in other[0]]
+        return buf
+
+
+def test_allgather_text_puts_every_rank_in_its_row():
+    """Rank order, UTF-8 and truncation to `width` bytes; the zero padding is stripped."""
+    comm = SecondOfTwo()
+    assert comm.allgather_text("es-node1") == ["es-node0", "es-node1"]
+    assert comm.allgather_text("n\u00e9ud-" + "x" * 100, width=8) == ["es-node0", "n\u00e9ud-xx"]
+    assert comm.bytes_sent == 2 * 64 * 8 + 2 * 8 * 8  # float64 rows of both ranks, counted like any reduction
+    assert LocalComm().allgather_text("h") == ["h"] and LocalComm().bytes_sent == 0
+
+
+def test_a_closed_peer_connection_is_one_line_naming_the_peer():
+    """gloo's error for a peer that went away becomes PeerLost naming this rank and the peer's host; any other
+    error of a collective passes unchanged."""
+    from es_hpc.comm.torch_dist import TorchDistComm
+    from es_hpc.errors import PeerLost
+
+    comm = object.__new__(TorchDistComm)  # no process group: only _collective's error handling is exercised
+    comm.rank = 3
+
+    def all_reduce(message):
+        raise RuntimeError(message)
+
+    with pytest.raises(PeerLost, match=r"^rank 3 on .+: lost the connection to [^ ]+ \(127\.0\.0\.1\) in all_reduce"):
+        comm._collective(all_reduce, "[gloo/pair.cc:553] Connection closed by peer [127.0.0.1]:38608. GLHF")
+    with pytest.raises(RuntimeError, match="^Timed out") as info:
+        comm._collective(all_reduce, "Timed out waiting 600000ms for recv operation")
+    assert not isinstance(info.value, PeerLost)

@@ -33,6 +33,16 @@ def lowrank(tiny_model_dir):
     return _job(tiny_model_dir, "es.perturbation=lowrank", "es.rank=2")
 
 
+@pytest.fixture(scope="module")
+def lowrank_gemma(tmp_path_factory):
+    """Gemma scales its embedding's output by sqrt(hidden): the low-rank term must be scaled alike."""
+    from es_hpc.tools.tiny_model import build_random_model
+
+    out = tmp_path_factory.mktemp("gemma") / "m"
+    build_random_model(out, hidden=64, layers=2, family="gemma")
+    return _job(out, "es.perturbation=lowrank", "es.rank=2")
+
+
 def _rows(job):
     rows = job.task.rows("train")[:P]
     return rows, job.backend.encode([job.task.prompt(r) for r in rows])
@@ -58,8 +68,10 @@ def test_batched_isotropic_equals_per_member_loop(iso, fast):
     assert all("forward" not in vars(mod) for mod in iso.backend.model.modules())  # unpatched
 
 
-def test_lowrank_term_matches_materialised_weights(lowrank):
+@pytest.mark.parametrize("name", ["lowrank", "lowrank_gemma"])
+def test_lowrank_term_matches_materialised_weights(name, request):
     """Logits of 3 members in one call (base weights + low-rank term) vs each member's materialised weights."""
+    lowrank = request.getfixturevalue(name)
     rows, batch = _rows(lowrank)
     model, perturbed = lowrank.backend.model, lowrank.perturbed
     seeds, scales = [11, 12, 13], [0.05, -0.05, 0.02]

@@ -1,6 +1,7 @@
 """Dataset loading (es_hpc/tasks/data.py): local files, folders and save_to_disk offline, hub ids failing in one
 line, split assignment, and the fixed evaluation pool (Appendix G.3) on dataset rows."""
 import json
+import pickle
 from pathlib import Path
 
 import datasets
@@ -39,36 +40,60 @@ def test_single_files_and_saved_dataset(tmp_path):
 
 
 def test_bad_paths_name_the_option(tmp_path):
+    """A missing path or unknown format, and bad options, fail when the task is built; what only reading the data
+    can tell fails on first use of its rows."""
     with pytest.raises(ConfigError, match=r"^task.options.path: no such file or folder"):
         tasks.get("gsm8k", path=str(tmp_path / "missing"))
     (tmp_path / "rows.txt").write_text("x")
     with pytest.raises(ConfigError, match=r"^task.options.path: .*rows.txt is not one of .jsonl"):
         tasks.get("gsm8k", path=str(tmp_path / "rows.txt"))
-    with pytest.raises(ConfigError, match=r"^task.options.splits.test: the dataset has no split 'test' \(it"):
-        tasks.get("gsm8k", path=str(FIXTURES / "countdown"))
     with pytest.raises(ConfigError, match=r"^task.options.splits: unknown split"):
         tasks.get("gsm8k", path=str(FIXTURES / "gsm8k"), splits={"dev": "test"})
-    with pytest.raises(ConfigError, match=r"^task.options.val_size/test_size: 500 \+ 0 rows derived from a train"):
-        tasks.get("gsm8k", path=str(FIXTURES / "gsm8k"))
-    (tmp_path / "broken.jsonl").write_text('{"question": "q"\n')
-    with pytest.raises(ConfigError, match=r"^task.options.path: cannot read a dataset from .*broken.jsonl \(JSON"):
-        tasks.get("gsm8k", path=str(tmp_path / "broken.jsonl"))
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(ConfigError, match=r"^task.options.path: cannot read a dataset from .*empty \(The directory"):
-        tasks.get("gsm8k", path=str(tmp_path / "empty"))
-    with pytest.raises(ConfigError, match=r"^task.options.path: gsm8k needs columns question, answer; the test rows "
-                                           r"have target, nums"):
-        tasks.get("gsm8k", path=str(FIXTURES / "countdown"), splits={"test": None}, val_size=1, test_size=1)
     with pytest.raises(ConfigError, match=r"^task.options.bogus: unknown option of gsm8k"):
         tasks.get("gsm8k", bogus=1)
     with pytest.raises(ConfigError, match=r"^task.options.val_size: expected an integer"):
         tasks.get("gsm8k", path=str(FIXTURES / "gsm8k"), val_size=-1)
+    (tmp_path / "broken.jsonl").write_text('{"question": "q"\n')
+    (tmp_path / "empty").mkdir()
+    on_first_use = [
+        (r"^task.options.splits.test: the dataset has no split 'test' \(it", dict(path=str(FIXTURES / "countdown"))),
+        (r"^task.options.val_size/test_size: 500 \+ 0 rows derived from a train", dict(path=str(FIXTURES / "gsm8k"))),
+        (r"^task.options.path: cannot read a dataset from .*broken.jsonl \(JSON",
+         dict(path=str(tmp_path / "broken.jsonl"))),
+        (r"^task.options.path: cannot read a dataset from .*empty \(The directory", dict(path=str(tmp_path / "empty"))),
+        (r"^task.options.path: gsm8k needs columns question, answer; the test rows have target, nums",
+         dict(path=str(FIXTURES / "countdown"), splits={"test": None}, val_size=1, test_size=1)),
+    ]
+    for message, options in on_first_use:
+        task = tasks.get("gsm8k", **options)
+        with pytest.raises(ConfigError, match=message):
+            task.rows("train")
+
+
+def test_rules_work_without_data(monkeypatch):
+    """Building a dataset task reads nothing (not even from the hub's cache), so its reward works anywhere; the
+    rows are read on first use, once, and a pickled task carries its rules but no rows."""
+    reads = []
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: reads.append(a) or pytest.fail("read data"))
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    for name in ("gsm8k", "arc_challenge", "winogrande", "countdown"):
+        tasks.get(name)  # their default paths are hub ids, not in this machine's cache
+    gsm = tasks.get("gsm8k")
+    assert gsm.reward("so 6 * 7 = 42. #### 42", {"question": "?", "answer": "... #### 42"}) == 1.0
+    assert gsm.reward("#### 41", {"answer": "#### 42"}) == 0.0
+    assert reads == []
+    monkeypatch.undo()
+    local = tasks.get("gsm8k", path=str(FIXTURES / "gsm8k"), val_size=2)
+    train = local.rows("train")
+    again = pickle.loads(pickle.dumps(local))
+    assert again._splits is None and again.reward("#### 7", {"answer": "#### 7"}) == 1.0
+    assert again.rows("train") == train  # read again where it is used
 
 
 def test_hub_id_offline_is_one_line_naming_the_option(monkeypatch):
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
     with pytest.raises(ConfigError) as err:
-        tasks.get("gsm8k")  # openai/gsm8k, not in this machine's cache
+        tasks.get("gsm8k").rows("train")  # openai/gsm8k, not in this machine's cache
     msg = str(err.value)
     assert msg.startswith("task.options.path: cannot load dataset 'openai/gsm8k' from the hub") and "\n" not in msg
     assert "set task.options.path to local files" in msg

@@ -10,7 +10,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from es_hpc import models, tasks
 from es_hpc.backends import model_path
 from es_hpc.config import ConfigError
-from es_hpc.tools.tiny_model import CHARS, TARGET, greedy_accuracy, make_tokenizer
+from es_hpc.tools.tiny_model import CHARS, SIZES, TARGET, embedded_name, greedy_accuracy, make_tokenizer
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -65,6 +65,24 @@ def test_build_facts(tiny_model_dir, loaded):
     assert TARGET[0] <= facts["val_accuracy"] <= TARGET[1]  # the recipe stops only inside its target window
     assert facts["steps"] > 0 and isinstance(facts["seed"], int) and 0.0 <= facts["test_accuracy"] <= 1.0
     assert set(facts["sha256"]) == {f.name for f in tiny_model_dir.iterdir() if f.name != "tiny_model.json"}
+
+
+def test_the_family_ships_and_spans_the_papers_range():
+    """Every size of `make-tiny-model --size` ships, records its shape and recipe, passes its digests and stopped
+    inside the target window; together they span at least the 14x of the paper's 0.5B-7B."""
+    params = {}
+    for size, (hidden, layers) in SIZES.items():
+        directory = models.HERE / embedded_name(size)
+        facts = json.loads((directory / "tiny_model.json").read_text())
+        config = json.loads((directory / "config.json").read_text())
+        assert (facts["size"], facts["hidden"], facts["layers"]) == (size, hidden, layers)
+        assert (config["hidden_size"], config["num_hidden_layers"]) == (hidden, layers)
+        assert facts["recipe"] == json.loads((models.HERE / "tiny" / "tiny_model.json").read_text())["recipe"]
+        assert TARGET[0] <= facts["val_accuracy"] <= TARGET[1]
+        models.verify(directory)
+        params[size] = facts["parameters"]
+    assert list(params.values()) == sorted(params.values()) and params["l"] / params["xs"] >= 14
+    assert embedded_name("m") == "tiny"  # the default model is the family's m
 
 
 def test_greedy_accuracy_is_the_recorded_one(tiny_model_dir, loaded):
