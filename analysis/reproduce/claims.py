@@ -19,11 +19,16 @@ def _fmt(mean_ci) -> str:
     return "n/a" if not np.isfinite(m) else f"{m:.3g}" if not np.isfinite(h) else f"{m:.3g} +- {h:.2g}"
 
 
+def _row(row: dict, measured: str, verdict: str, why: str) -> dict:
+    """The claim's row completed with what was measured, the verdict and why."""
+    return {**row, "measured": measured, "verdict": verdict, "why": why}
+
+
 def _over_sizes(row: dict, parts: list[str], ok: list[bool], whys: dict) -> dict:
     """A row whose rule must hold on every size: holds if on all, does not hold if on none, else inconclusive."""
     verdict = HOLDS if all(ok) else FAILS if not any(ok) else OPEN
     why = whys.get(verdict, "it holds on some sizes, not on others")
-    return {**row, "measured": "; ".join(parts), "verdict": verdict, "why": why}
+    return _row(row, "; ".join(parts), verdict, why)
 
 
 def _best_sigma(size: dict) -> dict:
@@ -38,7 +43,7 @@ def saturation(probe: dict) -> dict:
     row = {"claim": "best-of-N saturates by N ~ 30-40, no shift to larger N with size", "figure": "Fig. 6",
            "rule": rule}
     if len(probe) < 2:
-        return {**row, "measured": "fewer than two sizes probed", "verdict": OPEN, "why": "no size axis"}
+        return _row(row, "fewer than two sizes probed", OPEN, "no size axis")
     best = {k: _best_sigma(v) for k, v in probe.items()}
     x = np.concatenate([[np.log10(probe[k]["parameters"])] * len(b["n90_batches"]) for k, b in best.items()])
     y = np.concatenate([b["n90_batches"] for b in best.values()])
@@ -46,7 +51,7 @@ def saturation(probe: dict) -> dict:
     measured = "; ".join(f"{k}: N90 {_fmt(b['n90'])} (sigma {b['sigma']:g}), q0.95 {b['q95_rel']:.3g}"
                          for k, b in best.items())
     if keep.sum() < 3 or len(set(x[keep])) < 2:
-        return {**row, "measured": measured, "verdict": OPEN, "why": "best-of-N_max <= 0 in most batches: no N90"}
+        return _row(row, measured, OPEN, "best-of-N_max <= 0 in most batches: no N90")
     slope, se = _slope(x[keep], y[keep])
     measured += f"; slope {slope:.3g} +- {1.96 * se:.2g} per decade"
     lo = [b["n90"][0] - b["n90"][1] for b in best.values() if np.isfinite(b["n90"][1])]
@@ -54,11 +59,11 @@ def saturation(probe: dict) -> dict:
     m = min(v["candidates"] for v in probe.values())
     if any(v > 40 for v in lo) or slope - 1.96 * se > 0:
         why = "an N90 above 40 beyond its interval" if any(v > 40 for v in lo) else "N90 grows with size"
-        return {**row, "measured": measured, "verdict": FAILS, "why": why}
+        return _row(row, measured, FAILS, why)
     if len(hi) < len(best) or any(v > 40 for v in hi) or m < 120:
         why = f"M = {m} candidates per batch" if m < 120 else "an N90 interval reaches past 40"
-        return {**row, "measured": measured, "verdict": OPEN, "why": why}
-    return {**row, "measured": measured, "verdict": HOLDS, "why": "every N90 <= 40 and no upward trend with size"}
+        return _row(row, measured, OPEN, why)
+    return _row(row, measured, HOLDS, "every N90 <= 40 and no upward trend with size")
 
 
 def _slope(x, y) -> tuple[float, float]:
@@ -75,7 +80,7 @@ def accessibility(probe: dict) -> dict:
             "E[dR] reported beside it")
     row = {"claim": "improving perturbations are accessible at small sigma", "figure": "Fig. 11", "rule": rule}
     if not probe:
-        return {**row, "measured": "no probe", "verdict": OPEN, "why": "no probe completed"}
+        return _row(row, "no probe", OPEN, "no probe completed")
     parts, ok = [], []
     for k, v in probe.items():
         small = [s for s in v["sigmas"] if s["sigma"] <= TRAIN_SIGMA * (1 + 1e-9)]
@@ -98,7 +103,7 @@ def window(probe: dict) -> dict:
             "end sigmas' by more than their combined 95% half-widths")
     row = {"claim": "a locality window in sigma", "figure": "Fig. 12", "rule": rule}
     if not probe:
-        return {**row, "measured": "no probe", "verdict": OPEN, "why": "no probe completed"}
+        return _row(row, "no probe", OPEN, "no probe completed")
     parts, states = [], []
     for k, v in probe.items():
         sig = v["sigmas"]
@@ -116,7 +121,7 @@ def window(probe: dict) -> dict:
     why = {HOLDS: "interior maximum on every size", FAILS: "the maximum sits at an end of the grid on every size",
            OPEN: "interior maximum not clear on every size (" + ", ".join(
                f"{k}: {s}" for k, s in zip(probe, states)) + ")"}[verdict]
-    return {**row, "measured": "; ".join(parts), "verdict": verdict, "why": why}
+    return _row(row, "; ".join(parts), verdict, why)
 
 
 def toy_peaks(populations) -> dict:
@@ -134,7 +139,7 @@ def rise_then_decay(train: dict) -> dict:
     row = {"claim": "training reward rises, peaks and decays (fixed hyperparameters)", "figure": "Figs. 1, 10",
            "rule": rule}
     if not train:
-        return {**row, "measured": "no training run", "verdict": OPEN, "why": "no training run completed"}
+        return _row(row, "no training run", OPEN, "no training run completed")
     parts, states = [], []
     for n, r in train.items():
         rise, fall = r["peak"] - r["start"], r["peak"] - r["final"]
@@ -152,7 +157,7 @@ def rise_then_decay(train: dict) -> dict:
            OPEN: "a run did not rise beyond noise or had not passed its peak"}[verdict]
     if verdict != HOLDS:
         why += " (" + ", ".join(f"N={n}: {s}" for n, s in zip(train, states)) + ")"
-    return {**row, "measured": "; ".join(parts), "verdict": verdict, "why": why}
+    return _row(row, "; ".join(parts), verdict, why)
 
 
 def peak_shift(train: dict) -> dict:
@@ -163,7 +168,7 @@ def peak_shift(train: dict) -> dict:
             f"ordered by more than {MARGIN:g} combined se; the toy's Eq. 25 trend in its Figure 3 setting: {toy_text}")
     row = {"claim": "a larger N delays and raises the peak", "figure": "Fig. 10, Eq. 25", "rule": rule}
     if len(train) < 2:
-        return {**row, "measured": "fewer than two populations", "verdict": OPEN, "why": "no N axis"}
+        return _row(row, "fewer than two populations", OPEN, "no N axis")
     ns = sorted(train)
     a, b = train[ns[0]], train[ns[-1]]
     measured = "; ".join(f"N={n}: t_peak {train[n]['t_peak']} [{train[n]['t_peak_range'][0]}, "
@@ -173,15 +178,13 @@ def peak_shift(train: dict) -> dict:
     gap = MARGIN * np.hypot(a["se"], b["se"])
     higher, lower = b["peak"] - a["peak"] > gap, a["peak"] - b["peak"] > gap
     if not (a["passed"] and b["passed"]):
-        return {**row, "measured": measured, "verdict": OPEN, "why": "a run had not passed its peak"}
+        return _row(row, measured, OPEN, "a run had not passed its peak")
     if later and higher:
-        return {**row, "measured": measured, "verdict": HOLDS,
-                "why": f"N={ns[-1]} peaks later and higher than N={ns[0]}"}
+        return _row(row, measured, HOLDS, f"N={ns[-1]} peaks later and higher than N={ns[0]}")
     if earlier or lower:
         what = " and ".join(w for w, c in (("earlier", earlier), ("lower", lower)) if c)
-        return {**row, "measured": measured, "verdict": FAILS, "why": f"N={ns[-1]} peaks {what} than N={ns[0]}"}
-    return {**row, "measured": measured, "verdict": OPEN,
-            "why": "the peaks' times or heights differ by less than their intervals"}
+        return _row(row, measured, FAILS, f"N={ns[-1]} peaks {what} than N={ns[0]}")
+    return _row(row, measured, OPEN, "the peaks' times or heights differ by less than their intervals")
 
 
 def bulk_outliers(slq: dict) -> dict:
@@ -190,7 +193,7 @@ def bulk_outliers(slq: dict) -> dict:
             "the bulk edge (90% quantile of |lambda|) in every probe, and the mass beyond max|lambda|/10 <= 1%")
     row = {"claim": "curvature spectrum: a bulk with a few stiff outliers", "figure": "Fig. 17", "rule": rule}
     if not slq:
-        return {**row, "measured": "no spectrum", "verdict": OPEN, "why": "no SLQ run completed"}
+        return _row(row, "no spectrum", OPEN, "no SLQ run completed")
     parts = [f"{k}: max|lambda| {v['lambda_abs_max']:.3g}, bulk edge {v['bulk']:.3g}, ratio {v['ratio']:.3g} "
              f"[{v['ratio_range'][0]:.3g}, {v['ratio_range'][1]:.3g} over {v['probes']} probes], "
              f"stiff mass {v['stiff_fraction']:.2g}" for k, v in slq.items()]
