@@ -6,6 +6,7 @@ from pathlib import Path
 
 from .. import models
 from ..config import ConfigError
+from ..errors import first_line
 
 
 def is_local(path: str) -> bool:
@@ -37,7 +38,7 @@ def resolve(path: str) -> str:
 
 def load_error(path: str, exc: Exception) -> ConfigError:
     """The one-line ConfigError for a model that from_pretrained could not load: what to do about it."""
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    first = first_line(exc)
     if "trust_remote_code" in str(exc):
         return ConfigError(f"model.path: {path!r} ships its own model code; set model.trust_remote_code=true "
                            "only if you trust it")

@@ -31,7 +31,8 @@ from multiprocessing.connection import Connection
 import numpy as np
 
 from ..config import ConfigError
-from ..tasks.base import Task, error_line
+from ..errors import error_line
+from ..tasks.base import Task
 
 GRACE = 1.0  # seconds past reward_timeout before the worker is killed
 STARTUP = 120.0  # seconds a fresh worker may take to import the task's modules and unpickle it

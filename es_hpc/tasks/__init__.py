@@ -11,9 +11,10 @@ import importlib.metadata
 import inspect
 
 from ..config import ConfigError
+from ..errors import error_line
 from .arc import ARCChallenge
 from .arithmetic import Arithmetic
-from .base import SPLITS, Task, error_line, fixed_pool, fixed_pool_ids
+from .base import SPLITS, Task, fixed_pool, fixed_pool_ids
 from .countdown import Countdown
 from .gsm8k import GSM8K
 from .prompt_answer import PromptAnswer

@@ -25,12 +25,6 @@ def fixed_pool(rows: list[dict], size: int, pool_seed: int) -> list[dict]:
     return [rows[i] for i in fixed_pool_ids(len(rows), size, pool_seed).tolist()]
 
 
-def error_line(exc: BaseException) -> str:
-    """An exception as one line, "Type: first line of its message", for one-line errors and log lines."""
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
-
-
 class Task:
     """Base of every task: deterministic rows per split, chat prompts, and a scalar reward per completion.
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..backends.model_path import is_local
 from ..config import ConfigError
+from ..errors import first_line
 from .base import SPLITS, Task, check_split
 
 FILE_FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv", ".arrow": "arrow"}
@@ -41,8 +42,7 @@ def _reason(exc: BaseException) -> str:
     """The first line of the error, or of its cause where datasets wrapped the parser's message in a generic one."""
     while type(exc).__name__ in ("DatasetGenerationError", "DatasetBuildError") and (exc.__cause__ or exc.__context__):
         exc = exc.__cause__ or exc.__context__
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    return first_line(exc)
 
 
 def check_path(path: str) -> None:

@@ -23,6 +23,7 @@ import torch
 from ..core import philox
 from ..core.noise import NoiseSource
 from ..core.seeds import tensor_seed
+from ..errors import first_line
 
 SIZES = {"gpu": dict(hidden=1024, layers=30), "smoke": dict(hidden=64, layers=2)}  # 1024 x 30: 0.50B parameters
 TRAIN = ["train.iterations=3", "train.eval_every=3", "train.eval_prompts=64", "train.keep_best=false",
@@ -152,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             value = check()
         except (RuntimeError, AssertionError, OSError, subprocess.TimeoutExpired, ValueError) as exc:
-            value, failed = f"FAILED: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", failed + 1
+            value, failed = f"FAILED: {first_line(exc)}", failed + 1
         results.append((name, value, time.perf_counter() - t0))
         print(f"gpu_check: {name}: {'FAILED' if str(value).startswith('FAILED') else 'done'}", file=sys.stderr,
               flush=True)
